@@ -1,0 +1,152 @@
+//! [`Catalog`]: runs the statements that change the catalog and records them.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, UInt64Array};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::error::DataFusionError;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::Statement;
+use tracing::{info, warn};
+
+use crate::ddl;
+use crate::paths::AllowedRoots;
+use crate::store::{CatalogStore, ObjectDef};
+
+/// The one database every client sees (`current_database()`).
+pub const DEFAULT_CATALOG: &str = "insightflow";
+/// Where unqualified names live.
+pub const DEFAULT_SCHEMA: &str = "public";
+
+/// What a catalog statement did, as a Postgres command tag (`CREATE VIEW`, `COPY 42`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogOutcome {
+    pub tag: &'static str,
+    pub rows: Option<usize>,
+}
+
+/// The persistent catalog: the store, plus the roots local files must lie under.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    store: Arc<CatalogStore>,
+    roots: AllowedRoots,
+}
+
+impl Catalog {
+    pub fn new(store: Arc<CatalogStore>, roots: AllowedRoots) -> Self {
+        Self { store, roots }
+    }
+
+    pub fn store(&self) -> &Arc<CatalogStore> {
+        &self.store
+    }
+
+    pub fn roots(&self) -> &AllowedRoots {
+        &self.roots
+    }
+
+    /// True for the statements this catalog must run itself (so they persist, or so
+    /// their paths are checked): the rest go straight to DataFusion.
+    pub fn handles(stmt: &DFStatement) -> bool {
+        match stmt {
+            DFStatement::CreateExternalTable(_) | DFStatement::CopyTo(_) => true,
+            DFStatement::Statement(s) => matches!(
+                s.as_ref(),
+                Statement::CreateView(_)
+                    | Statement::CreateSchema { .. }
+                    | Statement::CreateTable(_)
+                    | Statement::Drop { .. }
+            ),
+            DFStatement::Explain(_) | DFStatement::Reset(_) => false,
+        }
+    }
+
+    /// Runs one statement for which [`Catalog::handles`] is true and records it.
+    pub async fn execute(
+        &self,
+        ctx: &SessionContext,
+        stmt: DFStatement,
+    ) -> datafusion::error::Result<CatalogOutcome> {
+        Ok(match stmt {
+            DFStatement::CreateExternalTable(cmd) => {
+                ddl::create_external_table(self, ctx, cmd).await?
+            }
+            DFStatement::CopyTo(mut copy) => {
+                if AllowedRoots::is_local(&copy.target) {
+                    copy.target = self.roots.resolve(&copy.target)?;
+                }
+                let batches = ddl::run(ctx, DFStatement::CopyTo(copy)).await?;
+                CatalogOutcome {
+                    tag: "COPY",
+                    rows: Some(count_of(&batches)),
+                }
+            }
+            DFStatement::Statement(s) => match *s {
+                s @ Statement::CreateView(_) => ddl::create_view(self, ctx, s).await?,
+                s @ Statement::CreateSchema { .. } => ddl::create_schema(self, ctx, s).await?,
+                Statement::CreateTable(_) => {
+                    return Err(DataFusionError::NotImplemented(
+                        "CREATE TABLE (managed tables) is not available yet: register data with \
+                         CREATE EXTERNAL TABLE ... STORED AS CSV|PARQUET|JSON LOCATION '...'"
+                            .into(),
+                    ))
+                }
+                Statement::Drop {
+                    object_type,
+                    if_exists,
+                    names,
+                    cascade,
+                    ..
+                } => ddl::drop(self, ctx, object_type, if_exists, names, cascade).await?,
+                other => {
+                    return Err(DataFusionError::Internal(format!(
+                        "catalog cannot run statement: {other}"
+                    )))
+                }
+            },
+            other => {
+                return Err(DataFusionError::Internal(format!(
+                    "catalog cannot run statement: {other}"
+                )))
+            }
+        })
+    }
+
+    /// Re-creates every recorded schema, table and view in `ctx` (at start-up).
+    /// A definition that no longer works (its file was removed) is kept in the catalog
+    /// and logged, so restoring the file brings the table back at the next start.
+    pub async fn restore(&self, ctx: &SessionContext) -> Vec<String> {
+        let mut problems = Vec::new();
+        for schema in self.store.schemas() {
+            let sql = format!("CREATE SCHEMA IF NOT EXISTS {}", ddl::quote_ident(&schema));
+            if let Err(e) = ctx.sql(&sql).await {
+                problems.push(format!("schema {schema}: {e}"));
+            }
+        }
+        let objects = self.store.objects();
+        for object in &objects {
+            let sql = match object {
+                ObjectDef::ExternalTable(t) => ddl::external_table_sql(t),
+                ObjectDef::View(v) => v.sql.clone(),
+            };
+            let result = async { ctx.sql(&sql).await?.collect().await }.await;
+            if let Err(e) = result {
+                let msg = format!("{}.{}: {e}", object.schema(), object.name());
+                warn!(object = %msg, "could not restore catalog object; it stays in the catalog");
+                problems.push(msg);
+            }
+        }
+        info!(objects = objects.len(), problems = problems.len(), "catalog restored");
+        problems
+    }
+}
+
+fn count_of(batches: &[RecordBatch]) -> usize {
+    batches
+        .first()
+        .and_then(|b| b.column_by_name("count"))
+        .and_then(|c| c.as_any().downcast_ref::<UInt64Array>().cloned())
+        .filter(|a| !a.is_empty())
+        .map_or(0, |a| a.value(0) as usize)
+}

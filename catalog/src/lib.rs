@@ -1,0 +1,25 @@
+//! The persistent catalog of InsightFlow.
+//!
+//! DataFusion keeps its catalog in memory. This crate makes the parts a user creates —
+//! schemas, external tables, views and users — survive a restart or a `kill -9`:
+//! every successful DDL statement is recorded in `<data-dir>/catalog.json`, written
+//! atomically (temp file, fsync, rename, fsync of the directory), and replayed into a
+//! fresh `SessionContext` at start-up.
+//!
+//! It owns: the catalog file ([`CatalogStore`]), the DDL that changes it
+//! ([`Catalog::execute`]), the users and their SCRAM verifiers, and the allowed roots
+//! for local files. It does not own the wire protocols, analytic functions or
+//! connectors.
+
+mod catalog;
+mod ddl;
+mod error;
+mod paths;
+mod store;
+mod users;
+
+pub use catalog::{Catalog, CatalogOutcome, DEFAULT_CATALOG, DEFAULT_SCHEMA};
+pub use error::{Error, Result};
+pub use paths::AllowedRoots;
+pub use store::{CatalogStore, ExternalTableDef, ObjectDef, ViewDef};
+pub use users::{ScramVerifier, UserDef, SCRAM_ITERATIONS};

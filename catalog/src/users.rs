@@ -1,0 +1,128 @@
+//! Users and their SCRAM-SHA-256 verifiers.
+//!
+//! Passwords are never stored: only a random salt and the salted password
+//! (`Hi(password, salt, 4096)` of RFC 5802), which is what the SCRAM exchange needs.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use pgwire::api::auth::sasl::scram::gen_salted_password;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::store::CatalogStore;
+
+/// Iterations of the SCRAM key derivation; pgwire announces the same number.
+pub const SCRAM_ITERATIONS: usize = 4096;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScramVerifier {
+    /// base64
+    pub salt: String,
+    /// base64 of the salted password
+    pub salted_password: String,
+    pub iterations: usize,
+}
+
+impl ScramVerifier {
+    pub fn new(password: &str) -> Self {
+        let salt: [u8; 16] = rand::random();
+        let salted = gen_salted_password(password, &salt, SCRAM_ITERATIONS);
+        Self {
+            salt: STANDARD.encode(salt),
+            salted_password: STANDARD.encode(salted),
+            iterations: SCRAM_ITERATIONS,
+        }
+    }
+
+    /// `(salt, salted_password)` as bytes, for the SCRAM exchange.
+    pub fn decode(&self) -> Option<(Vec<u8>, Vec<u8>)> {
+        Some((
+            STANDARD.decode(&self.salt).ok()?,
+            STANDARD.decode(&self.salted_password).ok()?,
+        ))
+    }
+
+    /// Checks a cleartext password (Flight SQL basic auth).
+    pub fn verify(&self, password: &str) -> bool {
+        let Some((salt, expected)) = self.decode() else {
+            return false;
+        };
+        let got = gen_salted_password(password, &salt, self.iterations);
+        constant_time_eq(&got, &expected)
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserDef {
+    pub name: String,
+    pub superuser: bool,
+    pub verifier: ScramVerifier,
+}
+
+impl CatalogStore {
+    pub fn user(&self, name: &str) -> Option<UserDef> {
+        self.read(|c| c.users.iter().find(|u| u.name == name).cloned())
+    }
+
+    pub fn users(&self) -> Vec<UserDef> {
+        self.read(|c| c.users.clone())
+    }
+
+    pub fn create_user(&self, name: &str, password: &str, superuser: bool) -> Result<()> {
+        let verifier = ScramVerifier::new(password);
+        self.update(|c| {
+            if c.users.iter().any(|u| u.name == name) {
+                return Err(Error::UserExists { name: name.into() });
+            }
+            c.users.push(UserDef {
+                name: name.into(),
+                superuser,
+                verifier,
+            });
+            Ok(())
+        })
+    }
+
+    pub fn set_password(&self, name: &str, password: &str) -> Result<()> {
+        let verifier = ScramVerifier::new(password);
+        self.update(|c| {
+            let user = c
+                .users
+                .iter_mut()
+                .find(|u| u.name == name)
+                .ok_or_else(|| Error::UserNotFound { name: name.into() })?;
+            user.verifier = verifier;
+            Ok(())
+        })
+    }
+
+    /// Checks a user's cleartext password; `None` if the user is unknown.
+    pub fn check_password(&self, name: &str, password: &str) -> Option<UserDef> {
+        self.user(name).filter(|u| u.verifier.verify(password))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_persist_and_passwords_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CatalogStore::open(dir.path()).unwrap();
+        store.create_user("ann", "s3cret", false).unwrap();
+        assert!(matches!(store.create_user("ann", "x", false), Err(Error::UserExists { .. })));
+        let store = CatalogStore::open(dir.path()).unwrap();
+        assert!(store.check_password("ann", "s3cret").is_some());
+        assert!(store.check_password("ann", "wrong").is_none());
+        assert!(store.check_password("bob", "s3cret").is_none());
+        store.set_password("ann", "new").unwrap();
+        assert!(store.check_password("ann", "new").is_some());
+        let raw = std::fs::read_to_string(dir.path().join("catalog.json")).unwrap();
+        assert!(!raw.contains("new\"") && !raw.contains("s3cret"));
+    }
+}

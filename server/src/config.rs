@@ -1,0 +1,207 @@
+//! Command line, environment and TOML configuration.
+//!
+//! Every flag has an env twin (`--pg-addr` / `INSIGHTFLOW_PG_ADDR`) and a key in the
+//! TOML file (`pg_addr`). Precedence: flag, then env, then file, then default. All of it
+//! is validated here, at start-up, so a typo fails fast with a message.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+pub const DEFAULT_DATA_DIR: &str = "./insightflow-data";
+pub const DEFAULT_PG_ADDR: &str = "127.0.0.1:5433";
+pub const DEFAULT_FLIGHT_ADDR: &str = "127.0.0.1:50051";
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+
+#[derive(Debug, Parser)]
+#[command(name = "insightflow", version, about = "An analytics database server on Apache DataFusion")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the Postgres wire protocol, Arrow Flight SQL and HTTP.
+    Serve(ServeArgs),
+    /// Run SQL against a data dir without a server.
+    Sql(SqlArgs),
+}
+
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "INSIGHTFLOW_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where the catalog and files live [default: ./insightflow-data].
+    #[arg(long, env = "INSIGHTFLOW_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Postgres wire protocol address; port 0 picks a free port [default: 127.0.0.1:5433].
+    #[arg(long, env = "INSIGHTFLOW_PG_ADDR")]
+    pub pg_addr: Option<String>,
+    /// Arrow Flight SQL address [default: 127.0.0.1:50051].
+    #[arg(long, env = "INSIGHTFLOW_FLIGHT_ADDR")]
+    pub flight_addr: Option<String>,
+    /// HTTP address for /health [default: 127.0.0.1:8080].
+    #[arg(long, env = "INSIGHTFLOW_HTTP_ADDR")]
+    pub http_addr: Option<String>,
+    /// PEM certificate chain; enables TLS on pgwire and Flight with --tls-key.
+    #[arg(long, env = "INSIGHTFLOW_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key.
+    #[arg(long, env = "INSIGHTFLOW_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Roots under which local files may be read or written (repeatable)
+    /// [default: <data-dir>/files].
+    #[arg(long = "allow-path", env = "INSIGHTFLOW_ALLOW_PATH", value_delimiter = ',')]
+    pub allow_path: Vec<PathBuf>,
+    /// Load the demo data set (sales, customers, products) at start.
+    #[arg(long, env = "INSIGHTFLOW_DEMO", num_args = 0..=1, default_missing_value = "true")]
+    pub demo: Option<bool>,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// Where the catalog and files live [default: ./insightflow-data].
+    #[arg(long, env = "INSIGHTFLOW_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Roots under which local files may be read or written.
+    #[arg(long = "allow-path", env = "INSIGHTFLOW_ALLOW_PATH", value_delimiter = ',')]
+    pub allow_path: Vec<PathBuf>,
+    /// Read the SQL from this file.
+    #[arg(short = 'f', long = "file", conflicts_with = "sql")]
+    pub file: Option<PathBuf>,
+    /// The SQL to run (one or more statements).
+    pub sql: Option<String>,
+}
+
+/// The TOML file; every key is optional and unknown keys are an error.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub pg_addr: Option<String>,
+    pub flight_addr: Option<String>,
+    pub http_addr: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub allow_path: Option<Vec<PathBuf>>,
+    pub demo: Option<bool>,
+    /// Passed to DataFusion's `ConfigOptions::set`, e.g. `execution.batch_size = 8192`.
+    #[serde(default)]
+    pub datafusion: HashMap<String, toml::Value>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+}
+
+/// The configuration `serve` runs with, after precedence and validation.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    pub pg_addr: SocketAddr,
+    pub flight_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub allow_paths: Vec<PathBuf>,
+    pub demo: bool,
+    pub datafusion: HashMap<String, String>,
+}
+
+impl ServeConfig {
+    pub fn resolve(args: ServeArgs) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        let addr = |flag: Option<String>, file: Option<String>, default: &str, name: &str| {
+            let text = flag.or(file).unwrap_or_else(|| default.to_string());
+            text.parse::<SocketAddr>()
+                .with_context(|| format!("{name} '{text}' is not an address like 127.0.0.1:5433"))
+        };
+        let tls_cert = args.tls_cert.or(file.tls_cert);
+        let tls_key = args.tls_key.or(file.tls_key);
+        let tls = match (tls_cert, tls_key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => bail!("TLS needs both --tls-cert and --tls-key"),
+        };
+        let datafusion = file
+            .datafusion
+            .into_iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    toml::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                (k, v)
+            })
+            .collect();
+        Ok(Self {
+            data_dir: args
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            pg_addr: addr(args.pg_addr, file.pg_addr, DEFAULT_PG_ADDR, "pg_addr")?,
+            flight_addr: addr(args.flight_addr, file.flight_addr, DEFAULT_FLIGHT_ADDR, "flight_addr")?,
+            http_addr: addr(args.http_addr, file.http_addr, DEFAULT_HTTP_ADDR, "http_addr")?,
+            tls,
+            allow_paths: if args.allow_path.is_empty() {
+                file.allow_path.unwrap_or_default()
+            } else {
+                args.allow_path
+            },
+            demo: args.demo.or(file.demo).unwrap_or(false),
+            datafusion,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../insightflow.example.toml");
+        let file = FileConfig::load(&path).unwrap();
+        assert_eq!(file.pg_addr.as_deref(), Some("127.0.0.1:5433"));
+    }
+
+    #[test]
+    fn flag_beats_file_beats_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "pg_addr = \"127.0.0.1:7000\"\nflight_addr = \"127.0.0.1:7001\"\n[datafusion]\n\"execution.batch_size\" = 1024\n").unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            pg_addr: Some("127.0.0.1:9000".into()),
+            ..Default::default()
+        };
+        let c = ServeConfig::resolve(args).unwrap();
+        assert_eq!(c.pg_addr.port(), 9000);
+        assert_eq!(c.flight_addr.port(), 7001);
+        assert_eq!(c.http_addr.port(), 8080);
+        assert_eq!(c.datafusion["execution.batch_size"], "1024");
+    }
+
+    #[test]
+    fn typos_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "pg_adr = \"127.0.0.1:7000\"\n").unwrap();
+        let args = ServeArgs { config: Some(path), ..Default::default() };
+        assert!(ServeConfig::resolve(args).is_err());
+        let args = ServeArgs { pg_addr: Some("localhost".into()), ..Default::default() };
+        assert!(ServeConfig::resolve(args).is_err());
+    }
+}

@@ -1,0 +1,157 @@
+//! The one session-context factory, and the statement runner every front end shares.
+//!
+//! The pg front end, the Flight SQL front end, `insightflow sql` and the tests all get
+//! their `SessionContext` from [`Engine::open`], so they see the same catalog, the same
+//! functions and the same SQL. Statements that change the catalog go through
+//! [`insightflow_catalog::Catalog`] so that they persist; everything else goes straight
+//! to DataFusion.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::context::SessionContext;
+use datafusion::prelude::{DataFrame, SessionConfig};
+use datafusion::sql::parser::{DFParser, Statement as DFStatement};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
+use insightflow_catalog::{AllowedRoots, Catalog, CatalogOutcome, CatalogStore};
+use insightflow_catalog::{DEFAULT_CATALOG, DEFAULT_SCHEMA};
+
+use crate::pg_compat;
+
+/// Where the engine keeps its data and what it may read.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    pub data_dir: PathBuf,
+    /// Roots for local files; empty means `<data_dir>/files`.
+    pub allow_paths: Vec<PathBuf>,
+    /// `datafusion.*` settings passed to `ConfigOptions::set`.
+    pub datafusion: HashMap<String, String>,
+}
+
+impl EngineOptions {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            allow_paths: Vec::new(),
+            datafusion: HashMap::new(),
+        }
+    }
+}
+
+/// The result of one statement: rows to stream, or a catalog change that is done.
+#[derive(Debug)]
+pub enum StatementResult {
+    Rows(DataFrame),
+    Done(CatalogOutcome),
+}
+
+/// A `SessionContext` with everything registered, plus the persistent catalog.
+#[derive(Clone)]
+pub struct Engine {
+    ctx: Arc<SessionContext>,
+    catalog: Catalog,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("catalog", &self.catalog).finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Builds the session context and restores the catalog of `options.data_dir`.
+    pub async fn open(options: &EngineOptions) -> anyhow::Result<Self> {
+        let data_dir = &options.data_dir;
+        let store = Arc::new(CatalogStore::open(data_dir)?);
+        let roots = if options.allow_paths.is_empty() {
+            vec![default_files_dir(data_dir)]
+        } else {
+            options.allow_paths.clone()
+        };
+        let catalog = Catalog::new(store, AllowedRoots::new(roots)?);
+
+        let mut config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema(DEFAULT_CATALOG, DEFAULT_SCHEMA)
+            .with_create_default_catalog_and_schema(true);
+        for (key, value) in &options.datafusion {
+            let key = if key.starts_with("datafusion.") {
+                key.clone()
+            } else {
+                format!("datafusion.{key}")
+            };
+            config.options_mut().set(&key, value).map_err(|e| {
+                anyhow::anyhow!("invalid [datafusion] setting {key} = {value}: {e}")
+            })?;
+        }
+        let ctx = SessionContext::new_with_config(config);
+        setup_pg_catalog(&ctx, DEFAULT_CATALOG, EmptyContextProvider)
+            .map_err(|e| anyhow::anyhow!("cannot set up pg_catalog: {e}"))?;
+        pg_compat::register(&ctx);
+        insightflow_functions::register_all(&ctx);
+        insightflow_connectors::register_all(&ctx);
+
+        let engine = Self {
+            ctx: Arc::new(ctx),
+            catalog,
+        };
+        engine.catalog.restore(&engine.ctx).await;
+        Ok(engine)
+    }
+
+    pub fn ctx(&self) -> &Arc<SessionContext> {
+        &self.ctx
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Splits SQL text into statements, the way DataFusion reads them.
+    pub fn parse(sql: &str) -> Result<Vec<DFStatement>> {
+        Ok(DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {})?
+            .into_iter()
+            .collect())
+    }
+
+    /// Runs one statement. Catalog statements are finished when this returns;
+    /// queries return a `DataFrame` to stream.
+    pub async fn execute(&self, stmt: DFStatement) -> Result<StatementResult> {
+        if Catalog::handles(&stmt) {
+            return Ok(StatementResult::Done(
+                self.catalog.execute(&self.ctx, stmt).await?,
+            ));
+        }
+        let plan = self.ctx.state().statement_to_plan(stmt).await?;
+        Ok(StatementResult::Rows(self.ctx.execute_logical_plan(plan).await?))
+    }
+
+    /// Parses and runs every statement of `sql`, in order.
+    pub async fn sql(&self, sql: &str) -> Result<Vec<StatementResult>> {
+        let mut results = Vec::new();
+        for stmt in Self::parse(sql)? {
+            results.push(self.execute(stmt).await?);
+        }
+        Ok(results)
+    }
+
+    /// Runs `sql`, which must be exactly one query, and returns its rows.
+    pub async fn query(&self, sql: &str) -> Result<DataFrame> {
+        let mut results = self.sql(sql).await?;
+        match (results.pop(), results.is_empty()) {
+            (Some(StatementResult::Rows(df)), true) => Ok(df),
+            _ => Err(DataFusionError::Plan(format!(
+                "expected exactly one query, got: {sql}"
+            ))),
+        }
+    }
+}
+
+/// `<data_dir>/files`: the default root for local files.
+pub fn default_files_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("files")
+}

@@ -1,0 +1,191 @@
+//! Errors to the wire, in one place.
+//!
+//! Find the root cause of a DataFusion error, give it a protocol-neutral [`ErrorClass`]
+//! carrying a Postgres SQLSTATE, then turn that into a pgwire `ErrorInfo` or a
+//! `tonic::Status`. Clients branch on these codes (a driver retries 40001, psql shows
+//! 42P01 as "relation does not exist"), so each front end must agree.
+
+use datafusion::arrow::error::ArrowError;
+use datafusion::error::DataFusionError;
+use datafusion::sql::sqlparser::parser::ParserError;
+use insightflow_catalog::Error as CatalogError;
+use pgwire::error::{ErrorInfo, PgWireError};
+
+/// A SQLSTATE and the message to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorClass {
+    pub sqlstate: &'static str,
+    pub message: String,
+}
+
+pub mod sqlstate {
+    pub const SYNTAX_ERROR: &str = "42601";
+    pub const SYNTAX_OR_ACCESS: &str = "42000";
+    pub const UNDEFINED_TABLE: &str = "42P01";
+    pub const UNDEFINED_COLUMN: &str = "42703";
+    pub const UNDEFINED_FUNCTION: &str = "42883";
+    pub const DUPLICATE_TABLE: &str = "42P07";
+    pub const DUPLICATE_OBJECT: &str = "42710";
+    pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
+    pub const DATATYPE_MISMATCH: &str = "42804";
+    pub const DIVISION_BY_ZERO: &str = "22012";
+    pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
+    pub const DATA_EXCEPTION: &str = "22000";
+    pub const INVALID_PASSWORD: &str = "28P01";
+    pub const QUERY_CANCELED: &str = "57014";
+    pub const OUT_OF_MEMORY: &str = "53200";
+    pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+    pub const IO_ERROR: &str = "58030";
+    pub const INTERNAL: &str = "XX000";
+}
+
+/// Classifies any DataFusion error by its root cause.
+pub fn classify(e: &DataFusionError) -> ErrorClass {
+    use sqlstate::*;
+    let message = e.strip_backtrace();
+    let root = e.find_root();
+    let text = root.strip_backtrace();
+    let lower = text.to_lowercase();
+    let code = match root {
+        DataFusionError::SQL(err, _) => match err.as_ref() {
+            ParserError::RecursionLimitExceeded => SYNTAX_ERROR,
+            _ => SYNTAX_ERROR,
+        },
+        DataFusionError::SchemaError(err, _) => {
+            use datafusion::common::SchemaError;
+            match err.as_ref() {
+                SchemaError::FieldNotFound { .. } => UNDEFINED_COLUMN,
+                SchemaError::DuplicateQualifiedField { .. }
+                | SchemaError::DuplicateUnqualifiedField { .. }
+                | SchemaError::AmbiguousReference { .. } => SYNTAX_OR_ACCESS,
+                #[allow(unreachable_patterns)]
+                _ => SYNTAX_OR_ACCESS,
+            }
+        }
+        DataFusionError::ArrowError(err, _) => match err.as_ref() {
+            ArrowError::DivideByZero => DIVISION_BY_ZERO,
+            ArrowError::CastError(_) | ArrowError::ParseError(_) => INVALID_TEXT_REPRESENTATION,
+            ArrowError::IoError(..) => IO_ERROR,
+            ArrowError::MemoryError(_) => OUT_OF_MEMORY,
+            _ => DATA_EXCEPTION,
+        },
+        DataFusionError::Plan(_) => plan_code(&lower),
+        DataFusionError::NotImplemented(_) => FEATURE_NOT_SUPPORTED,
+        DataFusionError::ResourcesExhausted(_) => OUT_OF_MEMORY,
+        DataFusionError::IoError(_) | DataFusionError::ObjectStore(_) => IO_ERROR,
+        DataFusionError::ParquetError(_) => IO_ERROR,
+        DataFusionError::Execution(_) if lower.contains("divide by zero") => DIVISION_BY_ZERO,
+        DataFusionError::Execution(_) if lower.contains("already exists") => DUPLICATE_TABLE,
+        DataFusionError::Execution(_) if lower.contains("not found") => UNDEFINED_TABLE,
+        DataFusionError::Execution(_) => DATA_EXCEPTION,
+        DataFusionError::Configuration(_) => SYNTAX_OR_ACCESS,
+        DataFusionError::External(inner) => match inner.downcast_ref::<CatalogError>() {
+            Some(CatalogError::PathNotAllowed { .. }) => INSUFFICIENT_PRIVILEGE,
+            Some(CatalogError::UserExists { .. }) => DUPLICATE_OBJECT,
+            Some(CatalogError::UserNotFound { .. }) => UNDEFINED_TABLE,
+            Some(CatalogError::Io { .. }) => IO_ERROR,
+            _ if inner.downcast_ref::<std::io::Error>().is_some() => IO_ERROR,
+            _ => INTERNAL,
+        },
+        _ => INTERNAL,
+    };
+    ErrorClass {
+        sqlstate: code,
+        message,
+    }
+}
+
+fn plan_code(lower: &str) -> &'static str {
+    use sqlstate::*;
+    if lower.contains("table") && lower.contains("not found") {
+        UNDEFINED_TABLE
+    } else if lower.contains("no field named") || lower.contains("column") && lower.contains("not found") {
+        UNDEFINED_COLUMN
+    } else if lower.contains("invalid function") || lower.contains("function") && lower.contains("not found") {
+        UNDEFINED_FUNCTION
+    } else if lower.contains("already exists") {
+        DUPLICATE_TABLE
+    } else if lower.contains("cannot coerce") || lower.contains("type") && lower.contains("mismatch") {
+        DATATYPE_MISMATCH
+    } else if lower.contains("sql parser error") || lower.contains("expected") {
+        SYNTAX_ERROR
+    } else {
+        SYNTAX_OR_ACCESS
+    }
+}
+
+/// The error a pgwire client sees.
+pub fn to_pg_error(e: &DataFusionError) -> PgWireError {
+    let class = classify(e);
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".to_string(),
+        class.sqlstate.to_string(),
+        class.message,
+    )))
+}
+
+/// Rewrites errors coming out of datafusion-postgres (which wraps DataFusion errors as
+/// opaque `ApiError`s, all XX000) into errors with a real SQLSTATE.
+pub fn refine_pg_error(error: &mut PgWireError) {
+    if let PgWireError::ApiError(inner) = error {
+        if let Some(df) = inner.downcast_ref::<DataFusionError>() {
+            *error = to_pg_error(df);
+        } else if let Some(p) = inner.downcast_ref::<ParserError>() {
+            *error = to_pg_error(&DataFusionError::SQL(Box::new(p.clone()), None));
+        }
+    }
+}
+
+/// The gRPC status a Flight SQL client sees, with the SQLSTATE in the message.
+pub fn to_status(e: &DataFusionError) -> tonic::Status {
+    let class = classify(e);
+    let code = grpc_code(class.sqlstate);
+    tonic::Status::new(code, format!("{} (SQLSTATE {})", class.message, class.sqlstate))
+}
+
+pub fn grpc_code(sqlstate: &str) -> tonic::Code {
+    use tonic::Code;
+    match sqlstate {
+        "42P01" | "42703" | "42883" => Code::NotFound,
+        "42P07" | "42710" => Code::AlreadyExists,
+        "42501" => Code::PermissionDenied,
+        "28P01" | "28000" => Code::Unauthenticated,
+        "57014" => Code::Cancelled,
+        "0A000" => Code::Unimplemented,
+        s if s.starts_with("53") => Code::ResourceExhausted,
+        s if s.starts_with("42") || s.starts_with("22") => Code::InvalidArgument,
+        _ => Code::Internal,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::prelude::SessionContext;
+
+    async fn state_of(sql: &str) -> &'static str {
+        let ctx = SessionContext::new();
+        let err = match ctx.sql(sql).await {
+            Ok(df) => df.collect().await.expect_err("query should fail"),
+            Err(e) => e,
+        };
+        classify(&err).sqlstate
+    }
+
+    #[tokio::test]
+    async fn sqlstates_of_common_mistakes() {
+        assert_eq!(state_of("SELEC 1").await, "42601");
+        assert_eq!(state_of("SELECT * FROM nope").await, "42P01");
+        assert_eq!(state_of("SELECT nope FROM (SELECT 1 AS a)").await, "42703");
+        assert_eq!(state_of("SELECT nope_fn(1)").await, "42883");
+        assert_eq!(state_of("SELECT 1/0").await, "22012");
+        assert_eq!(state_of("SELECT CAST('x' AS INT)").await, "22P02");
+    }
+
+    #[test]
+    fn grpc_codes() {
+        assert_eq!(grpc_code("42P01"), tonic::Code::NotFound);
+        assert_eq!(grpc_code("42601"), tonic::Code::InvalidArgument);
+        assert_eq!(grpc_code("XX000"), tonic::Code::Internal);
+    }
+}

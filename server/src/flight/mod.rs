@@ -1,0 +1,584 @@
+//! The Arrow Flight SQL front end.
+//!
+//! Handshake with HTTP basic auth answers with a bearer token that every later call
+//! must carry. Queries are planned through the shared [`Engine`], so Flight clients see
+//! exactly what pg clients see. Each `FlightInfo` has exactly one endpoint whose ticket
+//! holds what `DoGet` needs to run the statement (Grafana's Flight SQL source relies on
+//! one endpoint).
+
+mod metadata;
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::{
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetDbSchemas,
+    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery,
+    CommandPreparedStatementUpdate, CommandStatementQuery, CommandStatementUpdate,
+    DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, TicketStatementQuery,
+};
+use arrow_flight::{
+    Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
+    IpcMessage, SchemaAsIpc, Ticket,
+};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use datafusion::arrow::array::{Array, UInt64Array};
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::ipc::writer::IpcWriteOptions;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ParamValues;
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::scalar::ScalarValue;
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use futures::{stream, Stream, StreamExt, TryStreamExt};
+use prost::Message;
+use tonic::metadata::MetadataValue;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::engine::{Engine, StatementResult};
+use crate::error::to_status;
+
+type DoGetStream = <FlightSqlServer as FlightService>::DoGetStream;
+
+/// A prepared statement: its SQL, plan and the parameters last bound to it.
+#[derive(Debug, Clone)]
+struct Prepared {
+    sql: String,
+    plan: LogicalPlan,
+    params: Option<ParamValues>,
+}
+
+/// The Flight SQL service; cheap to clone.
+#[derive(Clone)]
+pub struct FlightSqlServer {
+    engine: Engine,
+    /// bearer token → user name
+    tokens: Arc<Mutex<HashMap<String, String>>>,
+    prepared: Arc<Mutex<HashMap<String, Prepared>>>,
+}
+
+impl FlightSqlServer {
+    pub fn new(engine: Engine) -> Self {
+        Self {
+            engine,
+            tokens: Arc::default(),
+            prepared: Arc::default(),
+        }
+    }
+
+    /// The user behind a request's bearer token.
+    fn authenticate<T>(&self, req: &Request<T>) -> Result<String, Status> {
+        let header = req
+            .metadata()
+            .get("authorization")
+            .ok_or_else(|| Status::unauthenticated("no authorization header: call Handshake with basic auth first"))?
+            .to_str()
+            .map_err(|_| Status::unauthenticated("authorization header is not text"))?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .ok_or_else(|| Status::unauthenticated("expected 'authorization: Bearer <token>'"))?;
+        lock(&self.tokens)
+            .get(token)
+            .cloned()
+            .ok_or_else(|| Status::unauthenticated("unknown or expired token: handshake again"))
+    }
+
+    fn check_basic(&self, header: &str) -> Result<String, Status> {
+        let encoded = header
+            .strip_prefix("Basic ")
+            .ok_or_else(|| Status::unauthenticated("expected 'authorization: Basic <base64(user:password)>'"))?;
+        let decoded = STANDARD
+            .decode(encoded.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| Status::unauthenticated("malformed basic credentials"))?;
+        let (user, password) = decoded
+            .split_once(':')
+            .ok_or_else(|| Status::unauthenticated("malformed basic credentials"))?;
+        self.engine
+            .catalog()
+            .store()
+            .check_password(user, password)
+            .map(|u| u.name)
+            .ok_or_else(|| Status::unauthenticated(format!("password authentication failed for user \"{user}\"")))
+    }
+
+    async fn plan(&self, sql: &str) -> Result<LogicalPlan, Status> {
+        let sql = positional_placeholders(sql);
+        let mut stmts = Engine::parse(&sql).map_err(|e| to_status(&e))?;
+        if stmts.len() != 1 {
+            return Err(Status::invalid_argument(format!(
+                "expected exactly one statement, got {}",
+                stmts.len()
+            )));
+        }
+        let stmt = stmts.remove(0);
+        if insightflow_catalog::Catalog::handles(&stmt) {
+            return Err(Status::invalid_argument(
+                "catalog statements (CREATE, DROP, COPY) run through ExecuteUpdate, not a query",
+            ));
+        }
+        self.engine
+            .ctx()
+            .state()
+            .statement_to_plan(stmt)
+            .await
+            .map_err(|e| to_status(&e))
+    }
+
+    async fn stream_plan(&self, plan: LogicalPlan) -> Result<Response<DoGetStream>, Status> {
+        let df = self
+            .engine
+            .ctx()
+            .execute_logical_plan(plan)
+            .await
+            .map_err(|e| to_status(&e))?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.execute_stream().await.map_err(|e| to_status(&e))?;
+        let batches = batches.map_err(|e| FlightError::Tonic(Box::new(to_status(&e))));
+        let flight = FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .build(batches)
+            .map_err(|e| match e {
+                FlightError::Tonic(status) => *status,
+                other => Status::internal(other.to_string()),
+            });
+        Ok(Response::new(Box::pin(flight)))
+    }
+
+    /// Runs every statement of `sql`; returns rows affected (0 for DDL).
+    async fn execute_update(&self, sql: &str) -> Result<i64, Status> {
+        let mut affected = 0;
+        for result in self.engine.sql(&positional_placeholders(sql)).await.map_err(|e| to_status(&e))? {
+            affected += match result {
+                StatementResult::Done(outcome) => outcome.rows.unwrap_or(0) as i64,
+                StatementResult::Rows(df) => {
+                    let batches = df.collect().await.map_err(|e| to_status(&e))?;
+                    count_of(&batches)
+                }
+            };
+        }
+        Ok(affected)
+    }
+
+    fn prepared(&self, handle: &[u8]) -> Result<Prepared, Status> {
+        let handle = std::str::from_utf8(handle).map_err(|_| Status::invalid_argument("bad handle"))?;
+        lock(&self.prepared)
+            .get(handle)
+            .cloned()
+            .ok_or_else(|| Status::not_found(format!("no prepared statement {handle}: it was closed or never created")))
+    }
+
+    fn bound_plan(prepared: &Prepared) -> Result<LogicalPlan, Status> {
+        match &prepared.params {
+            Some(params) => prepared
+                .plan
+                .clone()
+                .with_param_values(params.clone())
+                .map_err(|e| to_status(&e)),
+            None => Ok(prepared.plan.clone()),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn count_of(batches: &[RecordBatch]) -> i64 {
+    batches
+        .first()
+        .and_then(|b| b.column_by_name("count"))
+        .and_then(|c| c.as_any().downcast_ref::<UInt64Array>().cloned())
+        .filter(|a| !a.is_empty())
+        .map_or(0, |a| a.value(0) as i64)
+}
+
+/// Rewrites JDBC/ADBC-style `?` placeholders to DataFusion's `$1, $2, ...`.
+/// Literals and quoted identifiers are left alone (the tokenizer knows them).
+pub fn positional_placeholders(sql: &str) -> String {
+    if !sql.contains('?') {
+        return sql.to_string();
+    }
+    let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize() else {
+        return sql.to_string();
+    };
+    let mut n = 0;
+    tokens
+        .into_iter()
+        .map(|t| match t {
+            Token::Placeholder(p) if p == "?" => {
+                n += 1;
+                format!("${n}")
+            }
+            other => other.to_string(),
+        })
+        .collect()
+}
+
+fn info_for(message: impl ProstMessageExt, schema: &Schema, descriptor: FlightDescriptor) -> Result<FlightInfo, Status> {
+    let ticket = Ticket::new(message.as_any().encode_to_vec());
+    FlightInfo::new()
+        .try_with_schema(schema)
+        .map_err(|e| Status::internal(e.to_string()))
+        .map(|info| {
+            info.with_endpoint(FlightEndpoint::new().with_ticket(ticket))
+                .with_descriptor(descriptor)
+        })
+}
+
+fn batch_stream(batch: RecordBatch) -> Response<DoGetStream> {
+    let schema = batch.schema();
+    let flight = FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .build(stream::once(async { Ok(batch) }))
+        .map_err(|e| Status::internal(e.to_string()));
+    Response::new(Box::pin(flight))
+}
+
+fn schema_bytes(schema: &Schema) -> Result<bytes::Bytes, Status> {
+    let IpcMessage(bytes) = SchemaAsIpc::new(schema, &IpcWriteOptions::default())
+        .try_into()
+        .map_err(|e: datafusion::arrow::error::ArrowError| Status::internal(e.to_string()))?;
+    Ok(bytes)
+}
+
+/// The `$n` parameters of a plan as an Arrow schema, in order.
+fn parameter_schema(plan: &LogicalPlan) -> Result<Schema, DataFusionError> {
+    let types = plan.get_parameter_types()?;
+    let mut ids: Vec<(usize, String)> = types
+        .keys()
+        .map(|k| (k.trim_start_matches('$').parse().unwrap_or(usize::MAX), k.clone()))
+        .collect();
+    ids.sort();
+    let fields: Vec<Field> = ids
+        .into_iter()
+        .map(|(_, k)| {
+            let t = types[&k].clone().unwrap_or(datafusion::arrow::datatypes::DataType::Utf8);
+            Field::new(k, t, true)
+        })
+        .collect();
+    Ok(Schema::new(fields))
+}
+
+#[tonic::async_trait]
+impl FlightSqlService for FlightSqlServer {
+    type FlightService = FlightSqlServer;
+
+    async fn do_handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>, Status> {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .ok_or_else(|| Status::unauthenticated("handshake needs 'authorization: Basic ...'"))?
+            .to_str()
+            .map_err(|_| Status::unauthenticated("authorization header is not text"))?;
+        let user = self.check_basic(header)?;
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        lock(&self.tokens).insert(token.clone(), user);
+        let reply = HandshakeResponse {
+            protocol_version: 0,
+            payload: token.clone().into(),
+        };
+        let mut response: Response<Pin<Box<dyn Stream<Item = _> + Send>>> =
+            Response::new(Box::pin(stream::iter(vec![Ok(reply)])));
+        let value = MetadataValue::try_from(format!("Bearer {token}"))
+            .map_err(|e| Status::internal(e.to_string()))?;
+        response.metadata_mut().insert("authorization", value);
+        Ok(response)
+    }
+
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authenticate(&request)?;
+        let plan = self.plan(&query.query).await?;
+        let schema = plan.schema().as_arrow().clone();
+        let ticket = TicketStatementQuery {
+            statement_handle: query.query.into_bytes().into(),
+        };
+        Ok(Response::new(info_for(ticket, &schema, request.into_inner())?))
+    }
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.authenticate(&request)?;
+        let sql = String::from_utf8(ticket.statement_handle.to_vec())
+            .map_err(|_| Status::invalid_argument("ticket is not a statement"))?;
+        let plan = self.plan(&sql).await?;
+        self.stream_plan(plan).await
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        self.authenticate(&request)?;
+        let plan = self.plan(&query.query).await?;
+        let dataset_schema = schema_bytes(plan.schema().as_arrow())?;
+        let params = parameter_schema(&plan).map_err(|e| to_status(&e))?;
+        let parameter_schema = if params.fields().is_empty() {
+            Default::default()
+        } else {
+            schema_bytes(&params)?
+        };
+        let handle = uuid::Uuid::new_v4().simple().to_string();
+        lock(&self.prepared).insert(
+            handle.clone(),
+            Prepared {
+                sql: query.query,
+                plan,
+                params: None,
+            },
+        );
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: handle.into_bytes().into(),
+            dataset_schema,
+            parameter_schema,
+        })
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        self.authenticate(&request)?;
+        let handle = query.prepared_statement_handle.clone();
+        self.prepared(&handle)?;
+        let params = read_parameters(request.into_inner()).await?;
+        let key = String::from_utf8_lossy(&handle).to_string();
+        if let Some(p) = lock(&self.prepared).get_mut(&key) {
+            p.params = Some(params);
+        }
+        Ok(DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(handle),
+        })
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        cmd: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authenticate(&request)?;
+        let prepared = self.prepared(&cmd.prepared_statement_handle)?;
+        let schema = prepared.plan.schema().as_arrow().clone();
+        Ok(Response::new(info_for(cmd, &schema, request.into_inner())?))
+    }
+
+    async fn do_get_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.authenticate(&request)?;
+        let prepared = self.prepared(&query.prepared_statement_handle)?;
+        let plan = Self::bound_plan(&prepared)?;
+        self.stream_plan(plan).await
+    }
+
+    async fn do_put_prepared_statement_update(
+        &self,
+        query: CommandPreparedStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        self.authenticate(&request)?;
+        let mut prepared = self.prepared(&query.prepared_statement_handle)?;
+        let params = read_parameters(request.into_inner()).await?;
+        if params_is_empty(&params) {
+            return self.execute_update(&prepared.sql).await;
+        }
+        prepared.params = Some(params);
+        let plan = Self::bound_plan(&prepared)?;
+        let df = self.engine.ctx().execute_logical_plan(plan).await.map_err(|e| to_status(&e))?;
+        let batches = df.collect().await.map_err(|e| to_status(&e))?;
+        Ok(count_of(&batches))
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        query: ActionClosePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<(), Status> {
+        self.authenticate(&request)?;
+        let handle = String::from_utf8_lossy(&query.prepared_statement_handle).to_string();
+        lock(&self.prepared).remove(&handle);
+        Ok(())
+    }
+
+    async fn do_put_statement_update(
+        &self,
+        query: CommandStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        self.authenticate(&request)?;
+        self.execute_update(&query.query).await
+    }
+
+    async fn get_flight_info_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authenticate(&request)?;
+        let schema = query.clone().into_builder().schema();
+        Ok(Response::new(info_for(query, &schema, request.into_inner())?))
+    }
+
+    async fn do_get_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.authenticate(&request)?;
+        Ok(batch_stream(metadata::catalogs(self.engine.ctx(), query)?))
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authenticate(&request)?;
+        let schema = query.clone().into_builder().schema();
+        Ok(Response::new(info_for(query, &schema, request.into_inner())?))
+    }
+
+    async fn do_get_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.authenticate(&request)?;
+        Ok(batch_stream(metadata::schemas(self.engine.ctx(), query)?))
+    }
+
+    async fn get_flight_info_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authenticate(&request)?;
+        let schema = query.clone().into_builder().schema();
+        Ok(Response::new(info_for(query, &schema, request.into_inner())?))
+    }
+
+    async fn do_get_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.authenticate(&request)?;
+        Ok(batch_stream(metadata::tables(self.engine.ctx(), query).await?))
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authenticate(&request)?;
+        let schema = query.clone().into_builder().schema();
+        Ok(Response::new(info_for(query, &schema, request.into_inner())?))
+    }
+
+    async fn do_get_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.authenticate(&request)?;
+        Ok(batch_stream(metadata::table_types(query)?))
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authenticate(&request)?;
+        let schema = query.clone().into_builder(&metadata::SQL_INFO).schema();
+        Ok(Response::new(info_for(query, &schema, request.into_inner())?))
+    }
+
+    async fn do_get_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.authenticate(&request)?;
+        let batch = query
+            .into_builder(&metadata::SQL_INFO)
+            .build()
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(batch_stream(batch))
+    }
+
+    async fn do_get_fallback(
+        &self,
+        request: Request<Ticket>,
+        message: Any,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.authenticate(&request)?;
+        Err(Status::unimplemented(format!("DoGet for {} is not supported", message.type_url)))
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+fn params_is_empty(p: &ParamValues) -> bool {
+    matches!(p, ParamValues::List(v) if v.is_empty())
+}
+
+/// Reads the parameter batch a client binds to a prepared statement (first row).
+async fn read_parameters(stream: PeekableFlightDataStream) -> Result<ParamValues, Status> {
+    let mut batches = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
+        stream.map_err(FlightError::from),
+    );
+    let mut values = Vec::new();
+    while let Some(batch) = batches.next().await {
+        let batch = batch.map_err(|e| Status::invalid_argument(format!("bad parameter batch: {e}")))?;
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        if batch.num_rows() > 1 || !values.is_empty() {
+            return Err(Status::unimplemented("binding more than one row of parameters is not supported"));
+        }
+        for column in batch.columns() {
+            values.push(ScalarValue::try_from_array(column, 0).map_err(|e| to_status(&e))?);
+        }
+    }
+    Ok(ParamValues::List(values.into_iter().map(Into::into).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::positional_placeholders;
+
+    #[test]
+    fn question_marks_become_dollar_params() {
+        assert_eq!(
+            positional_placeholders("SELECT * FROM t WHERE a = ? AND b = '?' AND c > ?"),
+            "SELECT * FROM t WHERE a = $1 AND b = '?' AND c > $2"
+        );
+        assert_eq!(positional_placeholders("SELECT 1"), "SELECT 1");
+    }
+}

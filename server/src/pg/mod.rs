@@ -1,0 +1,114 @@
+//! The Postgres wire protocol front end: listener, TLS, handlers.
+
+mod auth;
+mod session;
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+use std::sync::Arc;
+
+use pgwire::api::auth::sasl::scram::ScramAuth;
+use pgwire::api::auth::sasl::SASLAuthStartupHandler;
+use pgwire::api::auth::StartupHandler;
+use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::{ConnectionManager, ErrorHandler, PgWireServerHandlers};
+use tokio::net::TcpListener;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::{self, ServerConfig};
+use tokio_rustls::TlsAcceptor;
+use tracing::{info, warn, Instrument};
+
+use crate::engine::Engine;
+use auth::{CatalogAuthSource, PgParameters};
+use session::{PgErrors, PgSession};
+
+/// Everything a pg connection needs; one per server.
+pub struct PgHandlers {
+    session: Arc<PgSession>,
+    parameters: Arc<PgParameters>,
+    auth: Arc<CatalogAuthSource>,
+    connections: Arc<ConnectionManager>,
+    cancel: Arc<DefaultCancelHandler>,
+}
+
+impl PgHandlers {
+    pub fn new(engine: Engine) -> Self {
+        let store = engine.catalog().store().clone();
+        let connections = Arc::new(ConnectionManager::new());
+        Self {
+            session: Arc::new(PgSession::new(engine)),
+            parameters: Arc::new(PgParameters::new(store.clone())),
+            auth: Arc::new(CatalogAuthSource::new(store)),
+            cancel: Arc::new(DefaultCancelHandler::new(connections.clone())),
+            connections,
+        }
+    }
+}
+
+impl PgWireServerHandlers for PgHandlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.session.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.session.clone()
+    }
+
+    /// A fresh handler per connection: it holds that connection's SASL state.
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        Arc::new(
+            SASLAuthStartupHandler::new(self.parameters.clone())
+                .with_scram(ScramAuth::new(self.auth.clone()))
+                .with_connection_manager(self.connections.clone()),
+        )
+    }
+
+    fn error_handler(&self) -> Arc<impl ErrorHandler> {
+        Arc::new(PgErrors)
+    }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        self.cancel.clone()
+    }
+}
+
+/// Accepts pg connections until the task is dropped.
+pub async fn serve(listener: TcpListener, handlers: Arc<PgHandlers>, tls: Option<TlsAcceptor>) {
+    loop {
+        match listener.accept().await {
+            Ok((socket, addr)) => {
+                let _ = socket.set_nodelay(true);
+                let handlers = handlers.clone();
+                let tls = tls.clone();
+                let span = tracing::info_span!("pg_connection", client = %addr);
+                tokio::spawn(
+                    async move {
+                        if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
+                            info!(error = %e, "connection ended with an error");
+                        }
+                    }
+                    .instrument(span),
+                );
+            }
+            Err(e) => {
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Loads a PEM certificate chain and private key for TLS.
+pub fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let certs = rustls_pemfile::certs(&mut BufReader::new(File::open(cert)?))
+        .collect::<Result<Vec<CertificateDer>, _>>()?;
+    let key: PrivateKeyDer = rustls_pemfile::private_key(&mut BufReader::new(File::open(key)?))?
+        .ok_or_else(|| anyhow::anyhow!("no private key found in {}", key.display()))?;
+    let config = ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}

@@ -1,0 +1,189 @@
+//! Query handling over pgwire: datafusion-postgres for queries, the catalog for DDL.
+//!
+//! datafusion-postgres gives us the extended protocol, parameter typing, binary
+//! encoders, `SET`/`SHOW`, transactions and cursors. Two things it cannot do are
+//! added here: statements that must persist or whose paths must be checked
+//! (`CREATE EXTERNAL TABLE`, `CREATE VIEW`, `DROP`, `COPY ... TO`) go through the
+//! [`Engine`]'s catalog, and its opaque errors get real SQLSTATEs ([`PgErrors`]).
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion_postgres::{DfSessionService, Parser};
+use futures::Sink;
+use insightflow_catalog::{Catalog, CatalogOutcome};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{FieldInfo, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, ErrorHandler, Type};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+use tracing::debug;
+
+use crate::engine::Engine;
+use crate::error::{refine_pg_error, to_pg_error};
+
+type PgStatement = <DfSessionService as ExtendedQueryHandler>::Statement;
+
+/// The query handlers of every pg connection.
+pub(crate) struct PgSession {
+    engine: Engine,
+    inner: Arc<DfSessionService>,
+    parser: Arc<PgParser>,
+}
+
+impl PgSession {
+    pub(crate) fn new(engine: Engine) -> Self {
+        let inner = Arc::new(DfSessionService::new(engine.ctx().clone()));
+        let parser = Arc::new(PgParser {
+            inner: ExtendedQueryHandler::query_parser(inner.as_ref()),
+        });
+        Self {
+            engine,
+            inner,
+            parser,
+        }
+    }
+
+    async fn run_catalog_statement(&self, stmt: DFStatement) -> PgWireResult<Response> {
+        let outcome = self
+            .engine
+            .catalog()
+            .execute(self.engine.ctx(), stmt)
+            .await
+            .map_err(|e| to_pg_error(&e))?;
+        Ok(Response::Execution(tag_of(&outcome)))
+    }
+}
+
+fn tag_of(outcome: &CatalogOutcome) -> Tag {
+    let tag = Tag::new(outcome.tag);
+    match outcome.rows {
+        Some(rows) => tag.with_rows(rows),
+        None => tag,
+    }
+}
+
+/// The one statement of `sql` if the catalog must run it.
+fn catalog_statement(sql: &str) -> Option<DFStatement> {
+    let mut stmts = Engine::parse(sql).ok()?;
+    if stmts.len() == 1 && Catalog::handles(&stmts[0]) {
+        stmts.pop()
+    } else {
+        None
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for PgSession {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let stmts = match Engine::parse(query) {
+            Ok(stmts) if stmts.iter().any(Catalog::handles) => stmts,
+            // Queries (and pg syntax DataFusion's parser does not know) go as they came.
+            _ => return SimpleQueryHandler::do_query(self.inner.as_ref(), client, query).await,
+        };
+        let mut responses = Vec::with_capacity(stmts.len());
+        for stmt in stmts {
+            if Catalog::handles(&stmt) {
+                debug!(statement = %stmt, "catalog statement");
+                responses.push(self.run_catalog_statement(stmt).await?);
+            } else {
+                let text = stmt.to_string();
+                responses.extend(SimpleQueryHandler::do_query(self.inner.as_ref(), client, &text).await?);
+            }
+        }
+        Ok(responses)
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for PgSession {
+    type Statement = PgStatement;
+    type QueryParser = PgParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let (sql, plan) = &portal.statement.statement;
+        if plan.is_none() {
+            if let Some(stmt) = catalog_statement(sql) {
+                return self.run_catalog_statement(stmt).await;
+            }
+        }
+        ExtendedQueryHandler::do_query(self.inner.as_ref(), client, portal, max_rows).await
+    }
+}
+
+/// datafusion-postgres's parser, except that catalog statements are kept as text
+/// (planned nothing) so `do_query` can hand them to the catalog.
+pub(crate) struct PgParser {
+    inner: Arc<Parser>,
+}
+
+#[async_trait]
+impl QueryParser for PgParser {
+    type Statement = PgStatement;
+
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        if catalog_statement(sql).is_some() {
+            return Ok(Some((sql.to_string(), None)));
+        }
+        self.inner.parse_sql(client, sql, types).await
+    }
+
+    fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        self.inner.get_parameter_types(stmt)
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Self::Statement,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        self.inner.get_result_schema(stmt, column_format)
+    }
+}
+
+/// Gives every error a real SQLSTATE before it is sent.
+pub(crate) struct PgErrors;
+
+impl ErrorHandler for PgErrors {
+    fn on_error<C>(&self, client: &C, error: &mut PgWireError)
+    where
+        C: ClientInfo,
+    {
+        refine_pg_error(error);
+        tracing::info!(client = %client.socket_addr(), error = %error, "pg error");
+    }
+}
