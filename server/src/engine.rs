@@ -78,6 +78,11 @@ impl Engine {
             .with_information_schema(true)
             .with_default_catalog_and_schema(DEFAULT_CATALOG, DEFAULT_SCHEMA)
             .with_create_default_catalog_and_schema(true);
+        // Plain Utf8 strings rather than Utf8View: Flight SQL clients (JDBC, older ADBC
+        // and pyarrow) and the pg encoders handle them everywhere.
+        let opts = config.options_mut();
+        opts.sql_parser.map_string_types_to_utf8view = false;
+        opts.execution.parquet.schema_force_view_types = false;
         for (key, value) in &options.datafusion {
             let key = if key.starts_with("datafusion.") {
                 key.clone()

@@ -1,1 +1,9 @@
+//! End-to-end tests: the real binary, driven by real clients.
 
+#[path = "../common/mod.rs"]
+mod common;
+
+mod flight;
+mod persistence;
+mod pg_wire;
+mod psql;

@@ -216,6 +216,10 @@ pub fn positional_placeholders(sql: &str) -> String {
     tokens
         .into_iter()
         .map(|t| match t {
+            Token::Question => {
+                n += 1;
+                format!("${n}")
+            }
             Token::Placeholder(p) if p == "?" => {
                 n += 1;
                 format!("${n}")

@@ -2,6 +2,7 @@
 
 mod auth;
 mod session;
+mod show;
 
 use std::fs::File;
 use std::io::BufReader;

@@ -11,7 +11,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::sql::parser::Statement as DFStatement;
-use datafusion_postgres::{DfSessionService, Parser};
+use datafusion_postgres::hooks::cursor::CursorStatementHook;
+use datafusion_postgres::hooks::set_show::SetShowHook;
+use datafusion_postgres::hooks::transactions::TransactionStatementHook;
+use datafusion_postgres::{DfSessionService, Parser, QueryHook};
 use futures::Sink;
 use insightflow_catalog::{Catalog, CatalogOutcome};
 use pgwire::api::portal::{Format, Portal};
@@ -26,6 +29,7 @@ use tracing::debug;
 
 use crate::engine::Engine;
 use crate::error::{refine_pg_error, to_pg_error};
+use super::show::PgCompatHook;
 
 type PgStatement = <DfSessionService as ExtendedQueryHandler>::Statement;
 
@@ -38,7 +42,13 @@ pub(crate) struct PgSession {
 
 impl PgSession {
     pub(crate) fn new(engine: Engine) -> Self {
-        let inner = Arc::new(DfSessionService::new(engine.ctx().clone()));
+        let hooks: Vec<Arc<dyn QueryHook>> = vec![
+            Arc::new(PgCompatHook),
+            Arc::new(CursorStatementHook),
+            Arc::new(SetShowHook),
+            Arc::new(TransactionStatementHook),
+        ];
+        let inner = Arc::new(DfSessionService::new_with_hooks(engine.ctx().clone(), hooks));
         let parser = Arc::new(PgParser {
             inner: ExtendedQueryHandler::query_parser(inner.as_ref()),
         });
