@@ -27,7 +27,7 @@ use arrow_flight::{
     Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
     IpcMessage, SchemaAsIpc, Ticket,
 };
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine as _;
 use datafusion::arrow::array::{Array, UInt64Array};
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
@@ -96,8 +96,9 @@ impl FlightSqlServer {
         let encoded = header
             .strip_prefix("Basic ")
             .ok_or_else(|| Status::unauthenticated("expected 'authorization: Basic <base64(user:password)>'"))?;
-        let decoded = STANDARD
-            .decode(encoded.trim())
+        // Go's gRPC clients (ADBC) send unpadded base64.
+        let decoded = STANDARD_NO_PAD
+            .decode(encoded.trim().trim_end_matches('='))
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or_else(|| Status::unauthenticated("malformed basic credentials"))?;

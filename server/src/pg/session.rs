@@ -194,6 +194,15 @@ impl ErrorHandler for PgErrors {
         C: ClientInfo,
     {
         refine_pg_error(error);
+        if let PgWireError::InvalidPassword(_) = error {
+            // Postgres' wording, with the user name psql and drivers show.
+            let user = client.metadata().get(pgwire::api::METADATA_USER).cloned().unwrap_or_default();
+            *error = PgWireError::UserError(Box::new(pgwire::error::ErrorInfo::new(
+                "FATAL".to_string(),
+                crate::error::sqlstate::INVALID_PASSWORD.to_string(),
+                format!("password authentication failed for user \"{user}\""),
+            )));
+        }
         tracing::info!(client = %client.socket_addr(), error = %error, "pg error");
     }
 }

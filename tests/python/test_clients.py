@@ -1,0 +1,168 @@
+"""Real Python clients against the real server: psycopg 3, asyncpg, SQLAlchemy, pandas-free
+ADBC Flight SQL, and psql, all asking the same question of the demo data."""
+
+import asyncio
+import datetime
+import decimal
+import os
+import subprocess
+
+import adbc_driver_flightsql.dbapi as flight_sql
+import adbc_driver_manager
+import asyncpg
+import psycopg
+import pytest
+import sqlalchemy
+
+QUESTION = "SELECT region, count(*) AS n, sum(revenue) AS revenue FROM sales GROUP BY region ORDER BY region"
+EXPECTED = [
+    ("East", 512, 557878.5),
+    ("North", 488, 521615.5),
+    ("South", 495, 539455.0),
+    ("West", 505, 453213.0),
+]
+
+
+def normalize(rows):
+    return [(str(r[0]), int(r[1]), round(float(r[2]), 2)) for r in rows]
+
+
+def test_psycopg_text_binary_and_parameters(server):
+    with psycopg.connect(server.pg_dsn) as conn:
+        assert normalize(conn.execute(QUESTION).fetchall()) == EXPECTED
+        with conn.cursor(binary=True) as cur:
+            cur.execute(QUESTION)
+            assert normalize(cur.fetchall()) == EXPECTED
+            cur.execute("SELECT count(*) FROM sales WHERE region = %s AND quantity >= %s", ("North", 3))
+            (n,) = cur.fetchone()
+            assert 0 < n < 488
+        # Prepared on the server (psycopg prepares after repeated use; force it).
+        for region in ["East", "West"]:
+            row = conn.execute("SELECT count(*) FROM sales WHERE region = %s", (region,), prepare=True).fetchone()
+            assert row[0] in (512, 505)
+
+
+def test_psycopg_startup_parameters(server):
+    with psycopg.connect(server.pg_dsn) as conn:
+        status = conn.info.parameter_status
+        assert status("server_version").startswith("16.")
+        assert status("DateStyle") == "ISO, MDY"
+        assert status("client_encoding") == "UTF8"
+        assert status("standard_conforming_strings") == "on"
+        assert status("integer_datetimes") == "on"
+        assert status("TimeZone")
+        assert status("is_superuser") == "on"
+        assert conn.info.server_version >= 160000
+
+
+def test_psycopg_binary_result_types(server):
+    with psycopg.connect(server.pg_dsn) as conn, conn.cursor(binary=True) as cur:
+        cur.execute(
+            "SELECT CAST(12.34 AS DECIMAL(10,2)) AS num, DATE '2024-02-29' AS d, "
+            "TIMESTAMP '2024-01-02 03:04:05' AS ts, INTERVAL '1 day 2 hours' AS iv, "
+            "CAST('ab' AS BYTEA) AS b, CAST(3 AS SMALLINT) AS s, true AS t"
+        )
+        num, d, ts, iv, b, s, t = cur.fetchone()
+        assert num == decimal.Decimal("12.34")
+        assert d == datetime.date(2024, 2, 29)
+        assert ts == datetime.datetime(2024, 1, 2, 3, 4, 5)
+        assert iv == datetime.timedelta(days=1, hours=2)
+        assert bytes(b) == b"ab"
+        assert s == 3 and t is True
+
+
+def test_psycopg_errors_keep_the_connection_usable(server):
+    with psycopg.connect(server.pg_dsn, autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.SyntaxError):
+            conn.execute("SELEC 1")
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            conn.execute("SELECT * FROM nope")
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_psycopg_wrong_password(server):
+    dsn = server.pg_dsn.replace(f"password={server.password}", "password=wrong")
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(dsn)
+
+
+def test_asyncpg(server):
+    async def run():
+        conn = await asyncpg.connect(
+            host=server.pg_host, port=server.pg_port, user="admin",
+            password=server.password, database="insightflow",
+        )
+        try:
+            rows = await conn.fetch(QUESTION)
+            assert normalize([tuple(r) for r in rows]) == EXPECTED
+            n = await conn.fetchval("SELECT count(*) FROM sales WHERE region = $1", "South")
+            assert n == 495
+            stmt = await conn.prepare("SELECT order_id FROM sales WHERE quantity = $1 ORDER BY order_id LIMIT 2")
+            assert len(await stmt.fetch(5)) == 2
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+def test_sqlalchemy_create_engine_and_query(server):
+    url = f"postgresql+psycopg://admin:{server.password}@{server.pg_host}:{server.pg_port}/insightflow"
+    engine = sqlalchemy.create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(sqlalchemy.text(QUESTION)).fetchall()
+        assert normalize(rows) == EXPECTED
+        n = conn.execute(sqlalchemy.text("SELECT count(*) FROM sales WHERE region = :r"), {"r": "West"}).scalar()
+        assert n == 505
+    engine.dispose()
+
+
+def flight_connect(server, password=None):
+    return flight_sql.connect(
+        f"grpc://{server.flight}",
+        db_kwargs={
+            "username": "admin",
+            "password": password or server.password,
+        },
+    )
+
+
+def test_adbc_flight_sql(server):
+    with flight_connect(server) as conn, conn.cursor() as cur:
+        cur.execute(QUESTION)
+        assert normalize(cur.fetchall()) == EXPECTED
+        cur.execute("SELECT count(*) AS n FROM sales WHERE region = ?", parameters=("East",))
+        assert cur.fetchone()[0] == 512
+        cur.execute("SELECT * FROM products ORDER BY product_id")
+        table = cur.fetch_arrow_table()
+        assert table.num_rows == 8
+        assert "unit_price" in table.column_names
+
+
+def test_adbc_flight_sql_metadata(server):
+    with flight_connect(server) as conn:
+        objects = conn.adbc_get_objects(depth="tables").read_all().to_pylist()
+        tables = {
+            t["table_name"]
+            for c in objects
+            for s in (c["catalog_db_schemas"] or [])
+            for t in (s["db_schema_tables"] or [])
+        }
+        assert {"sales", "customers", "products"} <= tables
+        schema = conn.adbc_get_table_schema("sales", db_schema_filter="public")
+        assert "revenue" in schema.names
+
+
+def test_adbc_wrong_password(server):
+    with pytest.raises(adbc_driver_manager.Error):
+        with flight_connect(server, password="wrong") as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1")
+
+
+def test_psql_gets_the_same_answer(server):
+    out = subprocess.run(
+        ["psql", "-h", server.pg_host, "-p", str(server.pg_port), "-U", "admin", "-d", "insightflow",
+         "-X", "-A", "-t", "-F", ",", "-c", QUESTION],
+        env=dict(os.environ, PGPASSWORD=server.password), capture_output=True, text=True, check=True,
+    ).stdout
+    rows = [tuple(line.split(",")) for line in out.strip().splitlines()]
+    assert normalize(rows) == EXPECTED
