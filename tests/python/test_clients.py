@@ -119,6 +119,7 @@ def test_sqlalchemy_create_engine_and_query(server):
 def flight_connect(server, password=None):
     return flight_sql.connect(
         f"grpc://{server.flight}",
+        autocommit=True,
         db_kwargs={
             "username": "admin",
             "password": password or server.password,
