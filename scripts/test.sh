@@ -34,7 +34,7 @@ if cargo nextest --version >/dev/null 2>&1; then
   # The sqllogictest runner has its own main (harness = false): it runs below.
   cargo nextest run --workspace --locked --no-fail-fast -E 'not binary(sqllogictests)'
 else
-  cargo test --workspace --locked --no-fail-fast -- --skip sqllogictest
+  cargo test --workspace --locked --no-fail-fast --lib --bins --test e2e
 fi
 
 log "sqllogictest: in-process and over pgwire"
