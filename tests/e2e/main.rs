@@ -3,6 +3,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod compat;
 mod flight;
 mod persistence;
 mod pg_wire;
