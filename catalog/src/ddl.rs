@@ -25,6 +25,10 @@ pub(crate) async fn create_external_table(
     mut cmd: CreateExternalTable,
 ) -> Result<CatalogOutcome> {
     let (schema, name) = schema_and_name(&cmd.name)?;
+    // DataFusion's JSON format is newline-delimited JSON; accept the common name too.
+    if cmd.file_type.eq_ignore_ascii_case("NDJSON") {
+        cmd.file_type = "JSON".to_string();
+    }
     for location in cmd.locations.iter_mut() {
         if AllowedRoots::is_local(location) {
             *location = catalog.roots().resolve(location)?;

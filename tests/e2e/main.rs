@@ -5,6 +5,8 @@ mod common;
 
 mod compat;
 mod flight;
+mod formats;
 mod persistence;
 mod pg_wire;
 mod psql;
+mod tls;
