@@ -173,3 +173,27 @@ async fn garbage_bytes_on_either_port_do_not_stop_the_server() {
     let n: i64 = server.pg_client().await.query_one("SELECT count(*) FROM sales", &[]).await.unwrap().get(0);
     assert_eq!(n, 2000);
 }
+
+#[tokio::test]
+async fn cancel_request_stops_a_running_query() {
+    let server = TestServer::spawn();
+    let client = server.pg_client().await;
+    let token = client.cancel_token();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        token.cancel_query(tokio_postgres::NoTls).await
+    });
+    let started = std::time::Instant::now();
+    // Minutes of work if nothing stops it.
+    let err = client
+        .simple_query("SELECT sum(value) FROM generate_series(1, 20000000000)")
+        .await
+        .expect_err("the query is canceled");
+    canceller.await.unwrap().unwrap();
+    assert_eq!(err.code(), Some(&SqlState::QUERY_CANCELED), "{err:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    // The same connection keeps working, over both protocols.
+    client.simple_query("SELECT 1").await.unwrap();
+    let n: i64 = client.query_one("SELECT count(*) FROM products", &[]).await.unwrap().get(0);
+    assert_eq!(n, 8);
+}

@@ -1,6 +1,7 @@
 //! The Postgres wire protocol front end: listener, TLS, handlers.
 
 mod auth;
+mod cancel;
 mod session;
 mod show;
 
@@ -23,6 +24,7 @@ use tracing::{info, warn, Instrument};
 
 use crate::engine::Engine;
 use auth::{CatalogAuthSource, PgParameters};
+use cancel::{PgCancel, RunningQueries};
 use session::{PgErrors, PgSession};
 
 /// Everything a pg connection needs; one per server.
@@ -31,18 +33,19 @@ pub struct PgHandlers {
     parameters: Arc<PgParameters>,
     auth: Arc<CatalogAuthSource>,
     connections: Arc<ConnectionManager>,
-    cancel: Arc<DefaultCancelHandler>,
+    cancel: Arc<PgCancel>,
 }
 
 impl PgHandlers {
     pub fn new(engine: Engine) -> Self {
         let store = engine.catalog().store().clone();
         let connections = Arc::new(ConnectionManager::new());
+        let running = Arc::new(RunningQueries::default());
         Self {
-            session: Arc::new(PgSession::new(engine)),
+            session: Arc::new(PgSession::new(engine, running.clone())),
             parameters: Arc::new(PgParameters::new(store.clone())),
             auth: Arc::new(CatalogAuthSource::new(store)),
-            cancel: Arc::new(DefaultCancelHandler::new(connections.clone())),
+            cancel: Arc::new(PgCancel::new(DefaultCancelHandler::new(connections.clone()), running)),
             connections,
         }
     }

@@ -29,6 +29,7 @@ use tracing::debug;
 
 use crate::engine::Engine;
 use crate::error::{refine_pg_error, to_pg_error};
+use super::cancel::RunningQueries;
 use super::show::PgCompatHook;
 
 type PgStatement = <DfSessionService as ExtendedQueryHandler>::Statement;
@@ -38,10 +39,11 @@ pub(crate) struct PgSession {
     engine: Engine,
     inner: Arc<DfSessionService>,
     parser: Arc<PgParser>,
+    running: Arc<RunningQueries>,
 }
 
 impl PgSession {
-    pub(crate) fn new(engine: Engine) -> Self {
+    pub(crate) fn new(engine: Engine, running: Arc<RunningQueries>) -> Self {
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
             Arc::new(PgCompatHook),
             Arc::new(CursorStatementHook),
@@ -56,6 +58,16 @@ impl PgSession {
             engine,
             inner,
             parser,
+            running,
+        }
+    }
+
+    /// Lets a cancel request stop these responses while they stream.
+    fn watch<C: ClientInfo>(&self, client: &C, responses: &mut [Response]) {
+        let (pid, key) = client.pid_and_secret_key();
+        tracing::debug!(pid, "watching query for cancel");
+        for response in responses {
+            self.running.watch(pid, key.clone(), response);
         }
     }
 
@@ -100,7 +112,11 @@ impl SimpleQueryHandler for PgSession {
         let stmts = match Engine::parse(query) {
             Ok(stmts) if stmts.iter().any(Catalog::handles) => stmts,
             // Queries (and pg syntax DataFusion's parser does not know) go as they came.
-            _ => return SimpleQueryHandler::do_query(self.inner.as_ref(), client, query).await,
+            _ => {
+                let mut responses = SimpleQueryHandler::do_query(self.inner.as_ref(), client, query).await?;
+                self.watch(client, &mut responses);
+                return Ok(responses);
+            }
         };
         let mut responses = Vec::with_capacity(stmts.len());
         for stmt in stmts {
@@ -112,6 +128,7 @@ impl SimpleQueryHandler for PgSession {
                 responses.extend(SimpleQueryHandler::do_query(self.inner.as_ref(), client, &text).await?);
             }
         }
+        self.watch(client, &mut responses);
         Ok(responses)
     }
 }
@@ -143,7 +160,9 @@ impl ExtendedQueryHandler for PgSession {
                 return self.run_catalog_statement(stmt).await;
             }
         }
-        ExtendedQueryHandler::do_query(self.inner.as_ref(), client, portal, max_rows).await
+        let mut response = ExtendedQueryHandler::do_query(self.inner.as_ref(), client, portal, max_rows).await?;
+        self.watch(client, std::slice::from_mut(&mut response));
+        Ok(response)
     }
 }
 
