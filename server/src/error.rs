@@ -42,8 +42,13 @@ pub mod sqlstate {
 /// Classifies any DataFusion error by its root cause.
 pub fn classify(e: &DataFusionError) -> ErrorClass {
     use sqlstate::*;
-    let message = e.strip_backtrace();
     let root = e.find_root();
+    // The root cause's own words, without DataFusion's "Error during planning: " style
+    // prefixes: that is what a Postgres user expects to read.
+    let message = match root {
+        DataFusionError::SQL(err, _) => err.to_string(),
+        other => other.message().to_string(),
+    };
     let text = root.strip_backtrace();
     let lower = text.to_lowercase();
     let code = match root {

@@ -164,3 +164,63 @@ async fn http_health() {
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     assert!(body.contains("\"status\":\"ok\""), "{body}");
 }
+
+#[tokio::test]
+async fn an_error_mid_script_reports_what_ran_before_it() {
+    // As in Postgres, a syntax error anywhere stops the whole script before it runs;
+    // an error while running stops it at that statement.
+    let server = TestServer::spawn();
+    let client = server.pg_client().await;
+    let err = client
+        .batch_execute("CREATE VIEW before_error AS SELECT 1 AS x; SELECT * FROM nope; CREATE VIEW after_error AS SELECT 3 AS x")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::UNDEFINED_TABLE), "{err:?}");
+    assert_eq!(rows(&client, "SELECT x FROM before_error").await, vec!["1"]);
+    let err = client.simple_query("SELECT x FROM after_error").await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::UNDEFINED_TABLE));
+}
+
+#[tokio::test]
+async fn insightflow_sql_runs_against_a_data_dir_without_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::spawn_in(dir.path(), &["--demo"]);
+    server
+        .pg_client()
+        .await
+        .batch_execute("CREATE VIEW north AS SELECT * FROM sales WHERE region = 'North'")
+        .await
+        .unwrap();
+    server.stop();
+    let bin = env!("CARGO_BIN_EXE_insightflow");
+    let out = std::process::Command::new(bin)
+        .args(["sql", "--data-dir"])
+        .arg(dir.path())
+        .arg("SELECT count(*) AS n FROM north")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("488"), "{text}");
+    let script = dir.path().join("script.sql");
+    std::fs::write(&script, "CREATE SCHEMA s2; CREATE VIEW s2.v AS SELECT 7 AS seven; SELECT seven FROM s2.v;").unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["sql", "--data-dir"])
+        .arg(dir.path())
+        .arg("-f")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("CREATE VIEW") && text.contains("| 7"), "{text}");
+    // ... and what it created is there for the server.
+    let server = TestServer::spawn_in(dir.path(), &[]);
+    assert_eq!(rows(&server.pg_client().await, "SELECT seven FROM s2.v").await, vec!["7"]);
+    let bad = std::process::Command::new(bin)
+        .args(["sql", "--data-dir"])
+        .arg(dir.path())
+        .arg("SELEC 1")
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+}

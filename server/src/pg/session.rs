@@ -120,12 +120,22 @@ impl SimpleQueryHandler for PgSession {
         };
         let mut responses = Vec::with_capacity(stmts.len());
         for stmt in stmts {
-            if Catalog::handles(&stmt) {
+            let result = if Catalog::handles(&stmt) {
                 debug!(statement = %stmt, "catalog statement");
-                responses.push(self.run_catalog_statement(stmt).await?);
+                self.run_catalog_statement(stmt).await.map(|r| vec![r])
             } else {
                 let text = stmt.to_string();
-                responses.extend(SimpleQueryHandler::do_query(self.inner.as_ref(), client, &text).await?);
+                SimpleQueryHandler::do_query(self.inner.as_ref(), client, &text).await
+            };
+            match result {
+                Ok(r) => responses.extend(r),
+                // Like Postgres: what ran before the error is reported, the rest is skipped.
+                Err(mut e) if !responses.is_empty() => {
+                    refine_pg_error(&mut e);
+                    responses.push(Response::Error(Box::new(e.into())));
+                    break;
+                }
+                Err(e) => return Err(e),
             }
         }
         self.watch(client, &mut responses);
