@@ -51,7 +51,9 @@ impl AsyncDB for InProcess {
             SltError(format!("{}: {}", c.sqlstate, c.message))
         };
         let mut results = self.engine.sql(sql).await.map_err(err)?;
-        let last = results.pop().ok_or_else(|| SltError("no statement".into()))?;
+        let last = results
+            .pop()
+            .ok_or_else(|| SltError("no statement".into()))?;
         let df = match last {
             StatementResult::Done(outcome) => {
                 return Ok(DBOutput::StatementComplete(outcome.rows.unwrap_or(0) as u64))
@@ -113,10 +115,14 @@ impl AsyncDB for OverPg {
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, SltError> {
-        let messages = self.client.simple_query(sql).await.map_err(|e| match e.as_db_error() {
-            Some(db) => SltError(format!("{}: {}", db.code().code(), db.message())),
-            None => SltError(e.to_string()),
-        })?;
+        let messages = self
+            .client
+            .simple_query(sql)
+            .await
+            .map_err(|e| match e.as_db_error() {
+                Some(db) => SltError(format!("{}: {}", db.code().code(), db.message())),
+                None => SltError(e.to_string()),
+            })?;
         let mut columns = None;
         let mut rows = Vec::new();
         let mut affected = 0;
@@ -169,7 +175,10 @@ async fn in_process() -> Result<InProcess, SltError> {
 async fn over_pg() -> Result<OverPg, SltError> {
     let server = common::TestServer::spawn();
     let client = server.pg_client().await;
-    Ok(OverPg { client, _server: server })
+    Ok(OverPg {
+        client,
+        _server: server,
+    })
 }
 
 fn slt_files() -> Vec<PathBuf> {

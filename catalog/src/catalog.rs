@@ -82,29 +82,29 @@ impl Catalog {
                     rows: Some(count_of(&batches)),
                 }
             }
-            DFStatement::Statement(s) => match *s {
-                s @ Statement::CreateView(_) => ddl::create_view(self, ctx, s).await?,
-                s @ Statement::CreateSchema { .. } => ddl::create_schema(self, ctx, s).await?,
-                Statement::CreateTable(_) => {
-                    return Err(DataFusionError::NotImplemented(
+            DFStatement::Statement(s) => {
+                match *s {
+                    s @ Statement::CreateView(_) => ddl::create_view(self, ctx, s).await?,
+                    s @ Statement::CreateSchema { .. } => ddl::create_schema(self, ctx, s).await?,
+                    Statement::CreateTable(_) => return Err(DataFusionError::NotImplemented(
                         "CREATE TABLE (managed tables) is not available yet: register data with \
                          CREATE EXTERNAL TABLE ... STORED AS CSV|PARQUET|JSON LOCATION '...'"
                             .into(),
-                    ))
+                    )),
+                    Statement::Drop {
+                        object_type,
+                        if_exists,
+                        names,
+                        cascade,
+                        ..
+                    } => ddl::drop(self, ctx, object_type, if_exists, names, cascade).await?,
+                    other => {
+                        return Err(DataFusionError::Internal(format!(
+                            "catalog cannot run statement: {other}"
+                        )))
+                    }
                 }
-                Statement::Drop {
-                    object_type,
-                    if_exists,
-                    names,
-                    cascade,
-                    ..
-                } => ddl::drop(self, ctx, object_type, if_exists, names, cascade).await?,
-                other => {
-                    return Err(DataFusionError::Internal(format!(
-                        "catalog cannot run statement: {other}"
-                    )))
-                }
-            },
+            }
             other => {
                 return Err(DataFusionError::Internal(format!(
                     "catalog cannot run statement: {other}"
@@ -137,7 +137,11 @@ impl Catalog {
                 problems.push(msg);
             }
         }
-        info!(objects = objects.len(), problems = problems.len(), "catalog restored");
+        info!(
+            objects = objects.len(),
+            problems = problems.len(),
+            "catalog restored"
+        );
         problems
     }
 }

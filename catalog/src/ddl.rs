@@ -75,7 +75,10 @@ pub(crate) async fn create_view(
     let (schema, name) = schema_and_name(&view.name)?;
     if view.temporary {
         run(ctx, DFStatement::Statement(Box::new(stmt))).await?;
-        return Ok(CatalogOutcome { tag: "CREATE VIEW", rows: None });
+        return Ok(CatalogOutcome {
+            tag: "CREATE VIEW",
+            rows: None,
+        });
     }
     let mut canonical = view.clone();
     canonical.name = qualified_name(&schema, &name);
@@ -87,9 +90,16 @@ pub(crate) async fn create_view(
         ctx,
         &schema,
         &name,
-        ObjectDef::View(ViewDef { schema: schema.clone(), name: name.clone(), sql }),
+        ObjectDef::View(ViewDef {
+            schema: schema.clone(),
+            name: name.clone(),
+            sql,
+        }),
     )?;
-    Ok(CatalogOutcome { tag: "CREATE VIEW", rows: None })
+    Ok(CatalogOutcome {
+        tag: "CREATE VIEW",
+        rows: None,
+    })
 }
 
 pub(crate) async fn create_schema(
@@ -109,7 +119,10 @@ pub(crate) async fn create_schema(
         }
         Ok(())
     })?;
-    Ok(CatalogOutcome { tag: "CREATE SCHEMA", rows: None })
+    Ok(CatalogOutcome {
+        tag: "CREATE SCHEMA",
+        rows: None,
+    })
 }
 
 pub(crate) async fn drop(
@@ -235,7 +248,9 @@ fn schema_and_name(name: &ObjectName) -> Result<(String, String)> {
                 Some(_) => id.value.clone(),
                 None => id.value.to_lowercase(),
             }),
-            other => Err(DataFusionError::Plan(format!("unsupported name part {other}"))),
+            other => Err(DataFusionError::Plan(format!(
+                "unsupported name part {other}"
+            ))),
         })
         .collect::<Result<_>>()?;
     match parts.as_slice() {

@@ -118,7 +118,10 @@ fn resolve_existing_prefix(path: &Path) -> PathBuf {
                 return out;
             }
         }
-        match (existing.file_name().map(|n| n.to_os_string()), existing.parent()) {
+        match (
+            existing.file_name().map(|n| n.to_os_string()),
+            existing.parent(),
+        ) {
             (Some(name), Some(parent)) => {
                 rest.push(name);
                 existing = parent.to_path_buf();
@@ -142,8 +145,14 @@ mod tests {
         assert!(ok.ends_with("files/a.csv"), "{ok}");
         assert!(roots.resolve(&format!("{}/*.csv", root.display())).is_ok());
         assert!(roots.resolve("sub/dir/").unwrap().ends_with('/'));
-        assert!(matches!(roots.resolve("/etc/passwd"), Err(Error::PathNotAllowed { .. })));
-        assert!(matches!(roots.resolve("../outside.csv"), Err(Error::PathNotAllowed { .. })));
+        assert!(matches!(
+            roots.resolve("/etc/passwd"),
+            Err(Error::PathNotAllowed { .. })
+        ));
+        assert!(matches!(
+            roots.resolve("../outside.csv"),
+            Err(Error::PathNotAllowed { .. })
+        ));
         assert!(matches!(
             roots.resolve(&format!("file://{}/../x.csv", root.display())),
             Err(Error::PathNotAllowed { .. })

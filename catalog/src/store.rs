@@ -118,7 +118,10 @@ impl CatalogStore {
 
     /// Applies `change` to a copy, persists the copy durably, then publishes it.
     /// If `change` fails or the write fails, nothing changes.
-    pub(crate) fn update<T>(&self, change: impl FnOnce(&mut CatalogFile) -> Result<T>) -> Result<T> {
+    pub(crate) fn update<T>(
+        &self,
+        change: impl FnOnce(&mut CatalogFile) -> Result<T>,
+    ) -> Result<T> {
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let mut next = guard.clone();
         let out = change(&mut next)?;

@@ -115,7 +115,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = CatalogStore::open(dir.path()).unwrap();
         store.create_user("ann", "s3cret", false).unwrap();
-        assert!(matches!(store.create_user("ann", "x", false), Err(Error::UserExists { .. })));
+        assert!(matches!(
+            store.create_user("ann", "x", false),
+            Err(Error::UserExists { .. })
+        ));
         let store = CatalogStore::open(dir.path()).unwrap();
         assert!(store.check_password("ann", "s3cret").is_some());
         assert!(store.check_password("ann", "wrong").is_none());

@@ -45,7 +45,10 @@ impl BoundAddrs {
 }
 
 /// Runs the server until `shutdown` completes.
-pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    config: ServeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let engine = Engine::open(&EngineOptions {
         data_dir: config.data_dir.clone(),
         allow_paths: config.allow_paths.clone(),
@@ -54,7 +57,9 @@ pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()> + Sen
     .await?;
     bootstrap_admin(engine.catalog().store(), &config.data_dir)?;
     if config.demo {
-        demo::install(&engine).await.context("cannot install the demo data")?;
+        demo::install(&engine)
+            .await
+            .context("cannot install the demo data")?;
     }
 
     let pg_listener = bind(config.pg_addr, "pg").await?;
@@ -68,15 +73,28 @@ pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()> + Sen
 
     let (pg_tls, flight_tls) = match &config.tls {
         Some((cert, key)) => {
-            let acceptor = pg::tls_acceptor(cert, key)
-                .with_context(|| format!("cannot load TLS cert {} / key {}", cert.display(), key.display()))?;
-            let identity = tonic::transport::Identity::from_pem(std::fs::read(cert)?, std::fs::read(key)?);
-            (Some(acceptor), Some(tonic::transport::ServerTlsConfig::new().identity(identity)))
+            let acceptor = pg::tls_acceptor(cert, key).with_context(|| {
+                format!(
+                    "cannot load TLS cert {} / key {}",
+                    cert.display(),
+                    key.display()
+                )
+            })?;
+            let identity =
+                tonic::transport::Identity::from_pem(std::fs::read(cert)?, std::fs::read(key)?);
+            (
+                Some(acceptor),
+                Some(tonic::transport::ServerTlsConfig::new().identity(identity)),
+            )
         }
         None => (None, None),
     };
 
-    let pg_task = tokio::spawn(pg::serve(pg_listener, Arc::new(PgHandlers::new(engine.clone())), pg_tls));
+    let pg_task = tokio::spawn(pg::serve(
+        pg_listener,
+        Arc::new(PgHandlers::new(engine.clone())),
+        pg_tls,
+    ));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut builder = tonic::transport::Server::builder();
@@ -86,7 +104,9 @@ pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()> + Sen
     let mut flight_stop = stop_rx.clone();
     let flight_task = tokio::spawn(
         builder
-            .add_service(FlightServiceServer::new(FlightSqlServer::new(engine.clone())))
+            .add_service(FlightServiceServer::new(FlightSqlServer::new(
+                engine.clone(),
+            )))
             .serve_with_incoming_shutdown(TcpListenerStream::new(flight_listener), async move {
                 let _ = flight_stop.changed().await;
             }),

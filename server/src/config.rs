@@ -18,7 +18,11 @@ pub const DEFAULT_FLIGHT_ADDR: &str = "127.0.0.1:50051";
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
 
 #[derive(Debug, Parser)]
-#[command(name = "insightflow", version, about = "An analytics database server on Apache DataFusion")]
+#[command(
+    name = "insightflow",
+    version,
+    about = "An analytics database server on Apache DataFusion"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -57,7 +61,11 @@ pub struct ServeArgs {
     pub tls_key: Option<PathBuf>,
     /// Roots under which local files may be read or written (repeatable)
     /// [default: <data-dir>/files].
-    #[arg(long = "allow-path", env = "INSIGHTFLOW_ALLOW_PATH", value_delimiter = ',')]
+    #[arg(
+        long = "allow-path",
+        env = "INSIGHTFLOW_ALLOW_PATH",
+        value_delimiter = ','
+    )]
     pub allow_path: Vec<PathBuf>,
     /// Load the demo data set (sales, customers, products) at start.
     #[arg(long, env = "INSIGHTFLOW_DEMO", num_args = 0..=1, default_missing_value = "true")]
@@ -70,7 +78,11 @@ pub struct SqlArgs {
     #[arg(long, env = "INSIGHTFLOW_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Roots under which local files may be read or written.
-    #[arg(long = "allow-path", env = "INSIGHTFLOW_ALLOW_PATH", value_delimiter = ',')]
+    #[arg(
+        long = "allow-path",
+        env = "INSIGHTFLOW_ALLOW_PATH",
+        value_delimiter = ','
+    )]
     pub allow_path: Vec<PathBuf>,
     /// Read the SQL from this file.
     #[arg(short = 'f', long = "file", conflicts_with = "sql")]
@@ -152,8 +164,18 @@ impl ServeConfig {
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             pg_addr: addr(args.pg_addr, file.pg_addr, DEFAULT_PG_ADDR, "pg_addr")?,
-            flight_addr: addr(args.flight_addr, file.flight_addr, DEFAULT_FLIGHT_ADDR, "flight_addr")?,
-            http_addr: addr(args.http_addr, file.http_addr, DEFAULT_HTTP_ADDR, "http_addr")?,
+            flight_addr: addr(
+                args.flight_addr,
+                file.flight_addr,
+                DEFAULT_FLIGHT_ADDR,
+                "flight_addr",
+            )?,
+            http_addr: addr(
+                args.http_addr,
+                file.http_addr,
+                DEFAULT_HTTP_ADDR,
+                "http_addr",
+            )?,
             tls,
             allow_paths: if args.allow_path.is_empty() {
                 file.allow_path.unwrap_or_default()
@@ -199,9 +221,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "pg_adr = \"127.0.0.1:7000\"\n").unwrap();
-        let args = ServeArgs { config: Some(path), ..Default::default() };
+        let args = ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        };
         assert!(ServeConfig::resolve(args).is_err());
-        let args = ServeArgs { pg_addr: Some("localhost".into()), ..Default::default() };
+        let args = ServeArgs {
+            pg_addr: Some("localhost".into()),
+            ..Default::default()
+        };
         assert!(ServeConfig::resolve(args).is_err());
     }
 }

@@ -30,7 +30,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
     fn below(&mut self, n: u64) -> u64 {
@@ -95,14 +98,18 @@ fn customers_csv() -> String {
         let segment = SEGMENTS[rng.below(3) as usize];
         let month = 1 + rng.below(12);
         let day = 1 + rng.below(28);
-        let _ = writeln!(out, "{id},Customer {id:02},{region},{segment},2023-{month:02}-{day:02}");
+        let _ = writeln!(
+            out,
+            "{id},Customer {id:02},{region},{segment},2023-{month:02}-{day:02}"
+        );
     }
     out
 }
 
 fn sales_csv() -> String {
     let mut rng = Lcg(42);
-    let mut out = String::from("order_id,order_date,customer_id,product_id,region,quantity,revenue\n");
+    let mut out =
+        String::from("order_id,order_date,customer_id,product_id,region,quantity,revenue\n");
     let start = chrono_days_from_civil(2024, 1, 1);
     for id in 1..=SALES_ROWS {
         let day = start + rng.below(731) as i64;

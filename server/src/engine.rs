@@ -58,7 +58,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("catalog", &self.catalog).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("catalog", &self.catalog)
+            .finish_non_exhaustive()
     }
 }
 
@@ -118,9 +120,11 @@ impl Engine {
 
     /// Splits SQL text into statements, the way DataFusion reads them.
     pub fn parse(sql: &str) -> Result<Vec<DFStatement>> {
-        Ok(DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {})?
-            .into_iter()
-            .collect())
+        Ok(
+            DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {})?
+                .into_iter()
+                .collect(),
+        )
     }
 
     /// Runs one statement. Catalog statements are finished when this returns;
@@ -132,7 +136,9 @@ impl Engine {
             ));
         }
         let plan = self.ctx.state().statement_to_plan(stmt).await?;
-        Ok(StatementResult::Rows(self.ctx.execute_logical_plan(plan).await?))
+        Ok(StatementResult::Rows(
+            self.ctx.execute_logical_plan(plan).await?,
+        ))
     }
 
     /// Parses and runs every statement of `sql`, in order.

@@ -104,13 +104,19 @@ fn plan_code(lower: &str) -> &'static str {
     use sqlstate::*;
     if lower.contains("table") && lower.contains("not found") {
         UNDEFINED_TABLE
-    } else if lower.contains("no field named") || lower.contains("column") && lower.contains("not found") {
+    } else if lower.contains("no field named")
+        || lower.contains("column") && lower.contains("not found")
+    {
         UNDEFINED_COLUMN
-    } else if lower.contains("invalid function") || lower.contains("function") && lower.contains("not found") {
+    } else if lower.contains("invalid function")
+        || lower.contains("function") && lower.contains("not found")
+    {
         UNDEFINED_FUNCTION
     } else if lower.contains("already exists") {
         DUPLICATE_TABLE
-    } else if lower.contains("cannot coerce") || lower.contains("type") && lower.contains("mismatch") {
+    } else if lower.contains("cannot coerce")
+        || lower.contains("type") && lower.contains("mismatch")
+    {
         DATATYPE_MISMATCH
     } else if lower.contains("sql parser error") || lower.contains("expected") {
         SYNTAX_ERROR
@@ -145,7 +151,10 @@ pub fn refine_pg_error(error: &mut PgWireError) {
 pub fn to_status(e: &DataFusionError) -> tonic::Status {
     let class = classify(e);
     let code = grpc_code(class.sqlstate);
-    tonic::Status::new(code, format!("{} (SQLSTATE {})", class.message, class.sqlstate))
+    tonic::Status::new(
+        code,
+        format!("{} (SQLSTATE {})", class.message, class.sqlstate),
+    )
 }
 
 pub fn grpc_code(sqlstate: &str) -> tonic::Code {

@@ -34,7 +34,9 @@ pub fn register(ctx: &SessionContext) {
         DataType::Utf8,
         Volatility::Immutable,
         Arc::new(move |_args: &[ColumnarValue]| {
-            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(version.clone()))))
+            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+                version.clone(),
+            ))))
         }),
     );
     ctx.register_udf(udf);
@@ -53,11 +55,13 @@ pub fn register(ctx: &SessionContext) {
                 .expect("cast to Utf8 gives a StringArray");
             let oids: Int64Array = names.iter().map(|n| n.and_then(builtin_type_oid)).collect();
             let out: ArrayRef = Arc::new(oids);
-            Ok(if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
-                ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-            } else {
-                ColumnarValue::Array(out)
-            })
+            Ok(
+                if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+                    ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+                } else {
+                    ColumnarValue::Array(out)
+                },
+            )
         }),
     );
     ctx.register_udf(to_regtype);

@@ -37,7 +37,14 @@ impl TestServer {
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--pg-addr", "127.0.0.1:0", "--flight-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            .args([
+                "--pg-addr",
+                "127.0.0.1:0",
+                "--flight-addr",
+                "127.0.0.1:0",
+                "--http-addr",
+                "127.0.0.1:0",
+            ])
             .args(extra)
             .env("INSIGHTFLOW_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("RUST_LOG", "info")
@@ -58,7 +65,8 @@ impl TestServer {
             Ok(line) => line,
             Err(_) => {
                 let _ = child.kill();
-                let log = std::fs::read_to_string(data_dir.with_extension("log")).unwrap_or_default();
+                let log =
+                    std::fs::read_to_string(data_dir.with_extension("log")).unwrap_or_default();
                 panic!("server did not become ready within 60s; log:\n{log}");
             }
         };
@@ -76,10 +84,16 @@ impl TestServer {
 
     /// A tokio-postgres connection as `admin`.
     pub async fn pg_client(&self) -> tokio_postgres::Client {
-        self.pg_client_as("admin", ADMIN_PASSWORD).await.expect("connect as admin")
+        self.pg_client_as("admin", ADMIN_PASSWORD)
+            .await
+            .expect("connect as admin")
     }
 
-    pub async fn pg_client_as(&self, user: &str, password: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    pub async fn pg_client_as(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
         let conn = format!(
             "host={} port={} user={user} password={password} dbname=insightflow",
             self.pg.ip(),

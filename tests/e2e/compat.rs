@@ -32,10 +32,16 @@ async fn connect_time_queries_of_real_clients_succeed() {
     let server = TestServer::spawn();
     let client = server.pg_client().await;
     for sql in SQLALCHEMY_PSYCOPG2 {
-        client.simple_query(sql).await.unwrap_or_else(|e| panic!("simple: {sql}: {e:?}"));
+        client
+            .simple_query(sql)
+            .await
+            .unwrap_or_else(|e| panic!("simple: {sql}: {e:?}"));
     }
     for sql in PGJDBC_METABASE {
-        client.execute(*sql, &[]).await.unwrap_or_else(|e| panic!("extended: {sql}: {e:?}"));
+        client
+            .execute(*sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("extended: {sql}: {e:?}"));
     }
     let hstore = client.query(PSYCOPG3_TYPEINFO, &[&"hstore"]).await.unwrap();
     assert!(hstore.is_empty(), "no hstore type");

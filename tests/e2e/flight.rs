@@ -21,14 +21,26 @@ async fn channel(server: &TestServer) -> Channel {
 
 async fn client(server: &TestServer) -> FlightSqlServiceClient<Channel> {
     let mut client = FlightSqlServiceClient::new(channel(server).await);
-    client.handshake("admin", ADMIN_PASSWORD).await.expect("handshake");
+    client
+        .handshake("admin", ADMIN_PASSWORD)
+        .await
+        .expect("handshake");
     client
 }
 
-async fn fetch(client: &mut FlightSqlServiceClient<Channel>, info: arrow_flight::FlightInfo) -> Vec<RecordBatch> {
+async fn fetch(
+    client: &mut FlightSqlServiceClient<Channel>,
+    info: arrow_flight::FlightInfo,
+) -> Vec<RecordBatch> {
     assert_eq!(info.endpoint.len(), 1, "exactly one endpoint");
     let ticket = info.endpoint[0].ticket.clone().expect("ticket");
-    client.do_get(ticket).await.expect("do_get").try_collect().await.expect("batches")
+    client
+        .do_get(ticket)
+        .await
+        .expect("do_get")
+        .try_collect()
+        .await
+        .expect("batches")
 }
 
 fn rows(batches: &[RecordBatch]) -> usize {
@@ -40,13 +52,24 @@ async fn query_streams_arrow_batches() {
     let server = TestServer::spawn();
     let mut client = client(&server).await;
     let info = client
-        .execute("SELECT region, count(*) AS n FROM sales GROUP BY region ORDER BY region".into(), None)
+        .execute(
+            "SELECT region, count(*) AS n FROM sales GROUP BY region ORDER BY region".into(),
+            None,
+        )
         .await
         .unwrap();
     let batches = fetch(&mut client, info).await;
     assert_eq!(rows(&batches), 4);
-    let regions = batches[0].column(0).as_any().downcast_ref::<StringArray>().unwrap();
-    let counts = batches[0].column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+    let regions = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    let counts = batches[0]
+        .column(1)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap();
     assert_eq!(regions.value(0), "East");
     assert_eq!(counts.iter().flatten().sum::<i64>(), 2000);
 }
@@ -55,9 +78,17 @@ async fn query_streams_arrow_batches() {
 async fn prepared_statements_with_and_without_parameters() {
     let server = TestServer::spawn();
     let mut client = client(&server).await;
-    let mut stmt = client.prepare("SELECT count(*) AS n FROM sales".into(), None).await.unwrap();
+    let mut stmt = client
+        .prepare("SELECT count(*) AS n FROM sales".into(), None)
+        .await
+        .unwrap();
     let batches = fetch(&mut client, stmt.execute().await.unwrap()).await;
-    let n = batches[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0);
+    let n = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .value(0);
     assert_eq!(n, 2000);
     stmt.close().await.unwrap();
 
@@ -70,13 +101,24 @@ async fn prepared_statements_with_and_without_parameters() {
         let params = stmt.parameter_schema().unwrap().clone();
         assert_eq!(params.fields().len(), 2, "{sql}");
         let batch = RecordBatch::try_from_iter(vec![
-            ("$1", std::sync::Arc::new(StringArray::from(vec!["North"])) as std::sync::Arc<dyn Array>),
-            ("$2", std::sync::Arc::new(arrow::array::Int32Array::from(vec![5])) as _),
+            (
+                "$1",
+                std::sync::Arc::new(StringArray::from(vec!["North"])) as std::sync::Arc<dyn Array>,
+            ),
+            (
+                "$2",
+                std::sync::Arc::new(arrow::array::Int32Array::from(vec![5])) as _,
+            ),
         ])
         .unwrap();
         stmt.set_parameters(batch).unwrap();
         let batches = fetch(&mut client, stmt.execute().await.unwrap()).await;
-        let n = batches[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0);
+        let n = batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .value(0);
         assert!(n > 0 && n < 2000, "{sql}: {n}");
         stmt.close().await.unwrap();
     }
@@ -88,15 +130,26 @@ async fn metadata_catalogs_schemas_tables_types_and_sql_info() {
     let mut client = client(&server).await;
     let info = client.get_catalogs().await.unwrap();
     let batches = fetch(&mut client, info).await;
-    let names = batches[0].column(0).as_any().downcast_ref::<StringArray>().unwrap();
+    let names = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
     assert_eq!(names.value(0), "insightflow");
 
     let info = client
-        .get_db_schemas(CommandGetDbSchemas { catalog: None, db_schema_filter_pattern: None })
+        .get_db_schemas(CommandGetDbSchemas {
+            catalog: None,
+            db_schema_filter_pattern: None,
+        })
         .await
         .unwrap();
     let batches = fetch(&mut client, info).await;
-    let schemas = batches[0].column(1).as_any().downcast_ref::<StringArray>().unwrap();
+    let schemas = batches[0]
+        .column(1)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
     assert!(schemas.iter().flatten().any(|s| s == "public"));
     assert!(!schemas.iter().flatten().any(|s| s == "pg_catalog"));
 
@@ -112,15 +165,27 @@ async fn metadata_catalogs_schemas_tables_types_and_sql_info() {
         .unwrap();
     let batches = fetch(&mut client, info).await;
     assert_eq!(rows(&batches), 1);
-    let names = batches[0].column(2).as_any().downcast_ref::<StringArray>().unwrap();
+    let names = batches[0]
+        .column(2)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
     assert_eq!(names.value(0), "sales");
-    let schema_bytes = batches[0].column(4).as_any().downcast_ref::<arrow::array::BinaryArray>().unwrap();
+    let schema_bytes = batches[0]
+        .column(4)
+        .as_any()
+        .downcast_ref::<arrow::array::BinaryArray>()
+        .unwrap();
     let schema = arrow::ipc::convert::try_schema_from_ipc_buffer(schema_bytes.value(0)).unwrap();
     assert!(schema.field_with_name("revenue").is_ok());
 
     let info = client.get_table_types().await.unwrap();
     let batches = fetch(&mut client, info).await;
-    let types = batches[0].column(0).as_any().downcast_ref::<StringArray>().unwrap();
+    let types = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
     assert!(types.iter().flatten().any(|t| t == "VIEW"));
 
     let info = client.get_sql_info(vec![]).await.unwrap();
@@ -133,15 +198,32 @@ async fn updates_create_tables_and_errors_map_to_grpc_codes() {
     let server = TestServer::spawn();
     let mut client = client(&server).await;
     let n = client
-        .execute_update("CREATE VIEW east AS SELECT * FROM sales WHERE region = 'East'".into(), None)
+        .execute_update(
+            "CREATE VIEW east AS SELECT * FROM sales WHERE region = 'East'".into(),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(n, 0);
-    let info = client.execute("SELECT count(*) FROM east".into(), None).await.unwrap();
+    let info = client
+        .execute("SELECT count(*) FROM east".into(), None)
+        .await
+        .unwrap();
     let batches = fetch(&mut client, info).await;
-    assert_eq!(batches[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0), 512);
+    assert_eq!(
+        batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .value(0),
+        512
+    );
 
-    let err = client.execute("SELECT * FROM nope".into(), None).await.unwrap_err();
+    let err = client
+        .execute("SELECT * FROM nope".into(), None)
+        .await
+        .unwrap_err();
     assert!(format!("{err:?}").contains("NotFound"), "{err:?}");
     let err = client.execute("SELEC 1".into(), None).await.unwrap_err();
     assert!(format!("{err:?}").contains("InvalidArgument"), "{err:?}");
@@ -152,11 +234,20 @@ async fn wrong_password_and_missing_token_are_unauthenticated() {
     let server = TestServer::spawn();
     let mut client = FlightSqlServiceClient::new(channel(&server).await);
     let err = client.handshake("admin", "wrong").await.unwrap_err();
-    assert!(err.to_string().contains("password authentication failed"), "{err:?}");
+    assert!(
+        err.to_string().contains("password authentication failed"),
+        "{err:?}"
+    );
     let mut anonymous = FlightSqlServiceClient::new(channel(&server).await);
-    let err = anonymous.execute("SELECT 1".into(), None).await.unwrap_err();
+    let err = anonymous
+        .execute("SELECT 1".into(), None)
+        .await
+        .unwrap_err();
     assert!(format!("{err:?}").contains("Unauthenticated"), "{err:?}");
     anonymous.set_token("made-up".into());
-    let err = anonymous.execute("SELECT 1".into(), None).await.unwrap_err();
+    let err = anonymous
+        .execute("SELECT 1".into(), None)
+        .await
+        .unwrap_err();
     assert!(format!("{err:?}").contains("Unauthenticated"), "{err:?}");
 }

@@ -42,7 +42,11 @@ async fn csv_ndjson_json_parquet_arrow_and_avro_tables_with_inferred_schemas() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = TestServer::spawn_in(dir.path(), &["--demo"]);
     let files = dir.path().join("files");
-    std::fs::write(files.join("t.ndjson"), "{\"a\":1,\"b\":\"x\"}\n{\"a\":2,\"b\":\"y\"}\n").unwrap();
+    std::fs::write(
+        files.join("t.ndjson"),
+        "{\"a\":1,\"b\":\"x\"}\n{\"a\":2,\"b\":\"y\"}\n",
+    )
+    .unwrap();
     write_avro(&files.join("t.avro"));
     let client = server.pg_client().await;
     client
@@ -58,7 +62,14 @@ async fn csv_ndjson_json_parquet_arrow_and_avro_tables_with_inferred_schemas() {
         )
         .await
         .unwrap();
-    let expected = [("t_csv", 40), ("t_ndjson", 2), ("t_json", 2), ("t_parquet", 8), ("t_arrow", 8), ("t_avro", 3)];
+    let expected = [
+        ("t_csv", 40),
+        ("t_ndjson", 2),
+        ("t_json", 2),
+        ("t_parquet", 8),
+        ("t_arrow", 8),
+        ("t_avro", 3),
+    ];
     for (table, n) in expected {
         assert_eq!(count(&client, table).await, n, "{table}");
     }
@@ -94,11 +105,16 @@ async fn corrupt_files_give_errors_and_the_server_keeps_serving() {
     }
     // Schema inference may accept the first line; reading the rest must fail cleanly.
     if client
-        .simple_query("CREATE EXTERNAL TABLE bad_j (a BIGINT) STORED AS NDJSON LOCATION 'bad.ndjson'")
+        .simple_query(
+            "CREATE EXTERNAL TABLE bad_j (a BIGINT) STORED AS NDJSON LOCATION 'bad.ndjson'",
+        )
         .await
         .is_ok()
     {
-        let err = client.simple_query("SELECT * FROM bad_j").await.unwrap_err();
+        let err = client
+            .simple_query("SELECT * FROM bad_j")
+            .await
+            .unwrap_err();
         assert!(err.code().is_some(), "{err:?}");
     }
     assert_eq!(count(&client, "sales").await, 2000);

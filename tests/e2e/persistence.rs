@@ -11,9 +11,12 @@ async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
         .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
         .iter()
         .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => {
-                Some((0..r.len()).map(|i| r.get(i).unwrap_or("NULL")).collect::<Vec<_>>().join("|"))
-            }
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("NULL"))
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            ),
             _ => None,
         })
         .collect()
@@ -73,13 +76,22 @@ async fn catalog_survives_a_clean_restart() {
     assert_same(&server, &expected).await;
     // DROP persists too.
     let client = server.pg_client().await;
-    client.batch_execute("DROP VIEW big_regions; DROP TABLE people").await.unwrap();
+    client
+        .batch_execute("DROP VIEW big_regions; DROP TABLE people")
+        .await
+        .unwrap();
     drop(server);
     let server = TestServer::spawn_in(dir.path(), &[]);
     let client = server.pg_client().await;
-    let err = client.simple_query("SELECT * FROM people").await.unwrap_err();
+    let err = client
+        .simple_query("SELECT * FROM people")
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::UNDEFINED_TABLE));
-    assert_eq!(rows(&client, "SELECT count(*) FROM events").await, vec!["2"]);
+    assert_eq!(
+        rows(&client, "SELECT count(*) FROM events").await,
+        vec!["2"]
+    );
 }
 
 #[tokio::test]
@@ -90,7 +102,10 @@ async fn catalog_survives_kill_9_right_after_acknowledgement() {
     server.kill();
     let server = TestServer::spawn_in(dir.path(), &[]);
     assert_same(&server, &expected).await;
-    assert_eq!(rows(&server.pg_client().await, "SELECT count(*) FROM sales").await, vec!["2000"]);
+    assert_eq!(
+        rows(&server.pg_client().await, "SELECT count(*) FROM sales").await,
+        vec!["2000"]
+    );
 }
 
 #[tokio::test]
@@ -103,13 +118,23 @@ async fn paths_outside_the_allowed_roots_are_refused() {
         "COPY (SELECT 1) TO '/tmp/insightflow-escape.csv' STORED AS CSV",
     ] {
         let err = client.simple_query(sql).await.expect_err(sql);
-        assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE), "{sql}: {err:?}");
-        assert!(err.to_string().contains("allowed roots") || format!("{err:?}").contains("allowed roots"));
+        assert_eq!(
+            err.code(),
+            Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+            "{sql}: {err:?}"
+        );
+        assert!(
+            err.to_string().contains("allowed roots")
+                || format!("{err:?}").contains("allowed roots")
+        );
     }
     assert!(!std::path::Path::new("/tmp/insightflow-escape.csv").exists());
     // Extended protocol (psycopg, JDBC) takes the same path.
     let err = client
-        .execute("CREATE EXTERNAL TABLE p STORED AS CSV LOCATION '/etc/passwd'", &[])
+        .execute(
+            "CREATE EXTERNAL TABLE p STORED AS CSV LOCATION '/etc/passwd'",
+            &[],
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
@@ -121,7 +146,10 @@ async fn ddl_over_the_extended_protocol_persists() {
     let server = TestServer::spawn_in(dir.path(), &["--demo"]);
     let client = server.pg_client().await;
     client
-        .execute("CREATE VIEW north AS SELECT * FROM sales WHERE region = 'North'", &[])
+        .execute(
+            "CREATE VIEW north AS SELECT * FROM sales WHERE region = 'North'",
+            &[],
+        )
         .await
         .unwrap();
     client
@@ -134,8 +162,16 @@ async fn ddl_over_the_extended_protocol_persists() {
     drop(server);
     let server = TestServer::spawn_in(dir.path(), &[]);
     let client = server.pg_client().await;
-    let n: i64 = client.query_one("SELECT count(*) FROM north", &[]).await.unwrap().get(0);
-    let m: i64 = client.query_one("SELECT count(*) FROM sales_copy", &[]).await.unwrap().get(0);
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM north", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let m: i64 = client
+        .query_one("SELECT count(*) FROM sales_copy", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert!(n > 0);
     assert_eq!(m, 2000);
 }
@@ -148,7 +184,10 @@ async fn duplicate_table_is_42p07_and_if_not_exists_is_quiet() {
     let err = client.simple_query(sql).await.unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::DUPLICATE_TABLE), "{err:?}");
     client
-        .simple_query(&sql.replace("CREATE EXTERNAL TABLE sales", "CREATE EXTERNAL TABLE IF NOT EXISTS sales"))
+        .simple_query(&sql.replace(
+            "CREATE EXTERNAL TABLE sales",
+            "CREATE EXTERNAL TABLE IF NOT EXISTS sales",
+        ))
         .await
         .unwrap();
 }
@@ -158,7 +197,8 @@ async fn http_health() {
     let server = TestServer::spawn();
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(server.http).unwrap();
-    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let mut body = String::new();
     s.read_to_string(&mut body).unwrap();
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
@@ -177,7 +217,10 @@ async fn an_error_mid_script_reports_what_ran_before_it() {
         .unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::UNDEFINED_TABLE), "{err:?}");
     assert_eq!(rows(&client, "SELECT x FROM before_error").await, vec!["1"]);
-    let err = client.simple_query("SELECT x FROM after_error").await.unwrap_err();
+    let err = client
+        .simple_query("SELECT x FROM after_error")
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::UNDEFINED_TABLE));
 }
 
@@ -200,10 +243,18 @@ async fn insightflow_sql_runs_against_a_data_dir_without_a_server() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("488"), "{text}");
     let script = dir.path().join("script.sql");
-    std::fs::write(&script, "CREATE SCHEMA s2; CREATE VIEW s2.v AS SELECT 7 AS seven; SELECT seven FROM s2.v;").unwrap();
+    std::fs::write(
+        &script,
+        "CREATE SCHEMA s2; CREATE VIEW s2.v AS SELECT 7 AS seven; SELECT seven FROM s2.v;",
+    )
+    .unwrap();
     let out = std::process::Command::new(bin)
         .args(["sql", "--data-dir"])
         .arg(dir.path())
@@ -212,10 +263,16 @@ async fn insightflow_sql_runs_against_a_data_dir_without_a_server() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains("CREATE VIEW") && text.contains("| 7"), "{text}");
+    assert!(
+        out.status.success() && text.contains("CREATE VIEW") && text.contains("| 7"),
+        "{text}"
+    );
     // ... and what it created is there for the server.
     let server = TestServer::spawn_in(dir.path(), &[]);
-    assert_eq!(rows(&server.pg_client().await, "SELECT seven FROM s2.v").await, vec!["7"]);
+    assert_eq!(
+        rows(&server.pg_client().await, "SELECT seven FROM s2.v").await,
+        vec!["7"]
+    );
     let bad = std::process::Command::new(bin)
         .args(["sql", "--data-dir"])
         .arg(dir.path())

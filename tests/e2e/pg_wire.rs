@@ -14,7 +14,9 @@ fn rows_of(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
     messages
         .iter()
         .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect()),
+            SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
             _ => None,
         })
         .collect()
@@ -24,18 +26,33 @@ fn rows_of(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
 async fn simple_query_runs_several_statements_and_empty_queries() {
     let server = TestServer::spawn();
     let client = server.pg_client().await;
-    let messages = client.simple_query("SELECT 1 AS a; SELECT 'x' AS b, 2 AS c").await.unwrap();
+    let messages = client
+        .simple_query("SELECT 1 AS a; SELECT 'x' AS b, 2 AS c")
+        .await
+        .unwrap();
     assert_eq!(
         rows_of(&messages),
-        vec![vec![Some("1".into())], vec![Some("x".into()), Some("2".into())]]
+        vec![
+            vec![Some("1".into())],
+            vec![Some("x".into()), Some("2".into())]
+        ]
     );
-    let complete = messages.iter().filter(|m| matches!(m, SimpleQueryMessage::CommandComplete(_))).count();
+    let complete = messages
+        .iter()
+        .filter(|m| matches!(m, SimpleQueryMessage::CommandComplete(_)))
+        .count();
     assert_eq!(complete, 2);
     // Grafana's health check and psql's "-- ping" send empty queries.
     assert!(rows_of(&client.simple_query("").await.unwrap()).is_empty());
     assert!(rows_of(&client.simple_query(";").await.unwrap()).is_empty());
-    client.batch_execute("BEGIN; SELECT 1; COMMIT").await.unwrap();
-    client.batch_execute("BEGIN; SAVEPOINT s1; ROLLBACK TO SAVEPOINT s1; ROLLBACK").await.unwrap();
+    client
+        .batch_execute("BEGIN; SELECT 1; COMMIT")
+        .await
+        .unwrap();
+    client
+        .batch_execute("BEGIN; SAVEPOINT s1; ROLLBACK TO SAVEPOINT s1; ROLLBACK")
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -43,7 +60,10 @@ async fn extended_query_with_binary_parameters_and_results() {
     let server = TestServer::spawn();
     let client = server.pg_client().await;
     // Parameter types inferred by the server (Parse without types).
-    let row = client.query_one("SELECT $1::BIGINT + 1 AS n", &[&41i64]).await.unwrap();
+    let row = client
+        .query_one("SELECT $1::BIGINT + 1 AS n", &[&41i64])
+        .await
+        .unwrap();
     assert_eq!(row.get::<_, i64>("n"), 42);
     let rows = client
         .query("SELECT order_id FROM sales WHERE region = $1 AND quantity > $2 ORDER BY order_id LIMIT 3", &[&"North", &4i32])
@@ -51,14 +71,31 @@ async fn extended_query_with_binary_parameters_and_results() {
         .unwrap();
     assert_eq!(rows.len(), 3);
     // Declared parameter types.
-    let stmt = client.prepare_typed("SELECT $1 AS t", &[Type::TEXT]).await.unwrap();
-    assert_eq!(client.query_one(&stmt, &[&"hello"]).await.unwrap().get::<_, String>(0), "hello");
+    let stmt = client
+        .prepare_typed("SELECT $1 AS t", &[Type::TEXT])
+        .await
+        .unwrap();
+    assert_eq!(
+        client
+            .query_one(&stmt, &[&"hello"])
+            .await
+            .unwrap()
+            .get::<_, String>(0),
+        "hello"
+    );
     // A named statement used twice.
-    let stmt = client.prepare("SELECT count(*) AS c FROM sales WHERE region = $1").await.unwrap();
+    let stmt = client
+        .prepare("SELECT count(*) AS c FROM sales WHERE region = $1")
+        .await
+        .unwrap();
     let north: i64 = client.query_one(&stmt, &[&"North"]).await.unwrap().get(0);
     let south: i64 = client.query_one(&stmt, &[&"South"]).await.unwrap().get(0);
     assert!(north > 0 && south > 0);
-    let total: i64 = client.query_one("SELECT count(*) FROM sales", &[]).await.unwrap().get(0);
+    let total: i64 = client
+        .query_one("SELECT count(*) FROM sales", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(total, 2000);
 }
 
@@ -85,9 +122,15 @@ async fn binary_results_of_common_types() {
     let ts: SystemTime = row.get("ts");
     let secs = ts.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
     assert_eq!(secs, 1704164645);
-    let bytes = client.query_one("SELECT CAST('abc' AS BYTEA) AS x", &[]).await.unwrap();
+    let bytes = client
+        .query_one("SELECT CAST('abc' AS BYTEA) AS x", &[])
+        .await
+        .unwrap();
     assert_eq!(bytes.get::<_, Vec<u8>>("x"), b"abc".to_vec());
-    let nulls = client.query_one("SELECT CAST(NULL AS INT) AS n", &[]).await.unwrap();
+    let nulls = client
+        .query_one("SELECT CAST(NULL AS INT) AS n", &[])
+        .await
+        .unwrap();
     assert_eq!(nulls.get::<_, Option<i32>>("n"), None);
 }
 
@@ -96,13 +139,20 @@ async fn portal_with_row_limit_suspends_and_resumes() {
     let server = TestServer::spawn();
     let mut client = server.pg_client().await;
     let tx = client.transaction().await.unwrap();
-    let portal = tx.bind("SELECT order_id FROM sales ORDER BY order_id", &[]).await.unwrap();
+    let portal = tx
+        .bind("SELECT order_id FROM sales ORDER BY order_id", &[])
+        .await
+        .unwrap();
     let first = tx.query_portal(&portal, 10).await.unwrap();
     let second = tx.query_portal(&portal, 10).await.unwrap();
     assert_eq!(first.len(), 10);
     assert_eq!(second.len(), 10);
     assert_eq!(first[0].get::<_, i32>(0), 1);
-    assert_eq!(second[0].get::<_, i32>(0), 11, "the portal resumes where it stopped");
+    assert_eq!(
+        second[0].get::<_, i32>(0),
+        11,
+        "the portal resumes where it stopped"
+    );
     tx.commit().await.unwrap();
 }
 
@@ -113,7 +163,10 @@ async fn errors_carry_sqlstates_and_the_session_keeps_working() {
     let cases: [(&str, &SqlState); 5] = [
         ("SELEC 1", &SqlState::SYNTAX_ERROR),
         ("SELECT * FROM no_such_table", &SqlState::UNDEFINED_TABLE),
-        ("SELECT no_such_column FROM sales", &SqlState::UNDEFINED_COLUMN),
+        (
+            "SELECT no_such_column FROM sales",
+            &SqlState::UNDEFINED_COLUMN,
+        ),
         ("SELECT no_such_function(1)", &SqlState::UNDEFINED_FUNCTION),
         ("SELECT 1 / 0", &SqlState::DIVISION_BY_ZERO),
     ];
@@ -121,11 +174,22 @@ async fn errors_carry_sqlstates_and_the_session_keeps_working() {
         let simple = client.simple_query(sql).await.expect_err(sql);
         assert_eq!(simple.code(), Some(state), "simple: {sql}: {simple:?}");
         let extended = client.query(sql, &[]).await.expect_err(sql);
-        assert_eq!(extended.code(), Some(state), "extended: {sql}: {extended:?}");
-        let ok: i64 = client.query_one("SELECT count(*) FROM products", &[]).await.unwrap().get(0);
+        assert_eq!(
+            extended.code(),
+            Some(state),
+            "extended: {sql}: {extended:?}"
+        );
+        let ok: i64 = client
+            .query_one("SELECT count(*) FROM products", &[])
+            .await
+            .unwrap()
+            .get(0);
         assert_eq!(ok, 8, "the session works after {sql}");
     }
-    let err = client.simple_query("SELECT CAST('abc' AS INT)").await.unwrap_err();
+    let err = client
+        .simple_query("SELECT CAST('abc' AS INT)")
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::INVALID_TEXT_REPRESENTATION));
 }
 
@@ -133,10 +197,22 @@ async fn errors_carry_sqlstates_and_the_session_keeps_working() {
 async fn wrong_password_and_unknown_user_are_refused_with_28p01() {
     let server = TestServer::spawn();
     for (user, password) in [("admin", "wrong"), ("nobody", "x")] {
-        let err = server.pg_client_as(user, password).await.err().expect("must be refused");
-        assert_eq!(err.code(), Some(&SqlState::INVALID_PASSWORD), "{user}: {err:?}");
+        let err = server
+            .pg_client_as(user, password)
+            .await
+            .expect_err("must be refused");
+        assert_eq!(
+            err.code(),
+            Some(&SqlState::INVALID_PASSWORD),
+            "{user}: {err:?}"
+        );
     }
-    server.pg_client().await.simple_query("SELECT 1").await.unwrap();
+    server
+        .pg_client()
+        .await
+        .simple_query("SELECT 1")
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -145,13 +221,26 @@ async fn version_and_server_settings_say_postgres_16() {
     let client = server.pg_client().await;
     for sql in ["SELECT version()", "SELECT pg_catalog.version()"] {
         let v: String = client.query_one(sql, &[]).await.unwrap().get(0);
-        assert!(v.starts_with("PostgreSQL 16.") && v.contains("InsightFlow"), "{v}");
+        assert!(
+            v.starts_with("PostgreSQL 16.") && v.contains("InsightFlow"),
+            "{v}"
+        );
     }
     let rows = rows_of(&client.simple_query("SHOW server_version").await.unwrap());
-    assert!(rows[0][0].as_deref().unwrap().starts_with("16."), "{rows:?}");
-    let db: String = client.query_one("SELECT current_database()", &[]).await.unwrap().get(0);
+    assert!(
+        rows[0][0].as_deref().unwrap().starts_with("16."),
+        "{rows:?}"
+    );
+    let db: String = client
+        .query_one("SELECT current_database()", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(db, "insightflow");
-    client.batch_execute("SET application_name = 'e2e'").await.unwrap();
+    client
+        .batch_execute("SET application_name = 'e2e'")
+        .await
+        .unwrap();
     client.batch_execute("SET TIME ZONE 'UTC'").await.unwrap();
 }
 
@@ -159,7 +248,11 @@ async fn version_and_server_settings_say_postgres_16() {
 async fn garbage_bytes_on_either_port_do_not_stop_the_server() {
     let mut server = TestServer::spawn();
     for addr in [server.pg, server.flight, server.http] {
-        for payload in [&b"\x00\x00\x00\x08\x04\xd2\x16\x2f garbage"[..], &[0xff; 4096][..], b"Q\x00\x00\x00\x03"] {
+        for payload in [
+            &b"\x00\x00\x00\x08\x04\xd2\x16\x2f garbage"[..],
+            &[0xff; 4096][..],
+            b"Q\x00\x00\x00\x03",
+        ] {
             if let Ok(mut s) = std::net::TcpStream::connect(addr) {
                 let _ = s.write_all(payload);
             }
@@ -170,7 +263,13 @@ async fn garbage_bytes_on_either_port_do_not_stop_the_server() {
     client.simple_query("SELECT 1").await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert!(server.is_running());
-    let n: i64 = server.pg_client().await.query_one("SELECT count(*) FROM sales", &[]).await.unwrap().get(0);
+    let n: i64 = server
+        .pg_client()
+        .await
+        .query_one("SELECT count(*) FROM sales", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 2000);
 }
 
@@ -194,6 +293,10 @@ async fn cancel_request_stops_a_running_query() {
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
     // The same connection keeps working, over both protocols.
     client.simple_query("SELECT 1").await.unwrap();
-    let n: i64 = client.query_one("SELECT count(*) FROM products", &[]).await.unwrap().get(0);
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM products", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 8);
 }

@@ -6,33 +6,74 @@ use crate::common::{TestServer, ADMIN_PASSWORD};
 
 fn psql(server: &TestServer, password: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-p", &server.pg.port().to_string(), "-U", "admin", "-d", "insightflow"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &server.pg.port().to_string(),
+            "-U",
+            "admin",
+            "-d",
+            "insightflow",
+        ])
         .args(["-X", "-v", "ON_ERROR_STOP=1"])
         .args(args)
         .env("PGPASSWORD", password)
         .env("PGCONNECT_TIMEOUT", "10")
         .output()
         .expect("psql is installed (the test command installs postgresql-client)");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
 #[tokio::test]
 async fn psql_queries_and_meta_commands() {
     let server = TestServer::spawn();
-    let (ok, out) = psql(&server, ADMIN_PASSWORD, &["-A", "-t", "-c", "SELECT count(*) FROM sales WHERE region = 'North'"]);
+    let (ok, out) = psql(
+        &server,
+        ADMIN_PASSWORD,
+        &[
+            "-A",
+            "-t",
+            "-c",
+            "SELECT count(*) FROM sales WHERE region = 'North'",
+        ],
+    );
     assert!(ok, "{out}");
     assert_eq!(out.trim(), "488");
     let (ok, out) = psql(&server, ADMIN_PASSWORD, &["-c", "\\dt"]);
-    assert!(ok && out.contains("sales") && out.contains("customers") && out.contains("products"), "{out}");
+    assert!(
+        ok && out.contains("sales") && out.contains("customers") && out.contains("products"),
+        "{out}"
+    );
     let (ok, out) = psql(&server, ADMIN_PASSWORD, &["-c", "\\d sales"]);
-    assert!(ok && out.contains("order_date") && out.contains("revenue"), "{out}");
+    assert!(
+        ok && out.contains("order_date") && out.contains("revenue"),
+        "{out}"
+    );
     let (ok, out) = psql(&server, ADMIN_PASSWORD, &["-c", "\\dn"]);
     assert!(ok && out.contains("public"), "{out}");
     let (ok, out) = psql(&server, ADMIN_PASSWORD, &["-c", "\\l"]);
     assert!(ok && out.contains("insightflow"), "{out}");
     // Malformed SQL, then a good query in the same psql session.
-    let (_, out) = psql(&server, ADMIN_PASSWORD, &["-v", "ON_ERROR_STOP=0", "-A", "-t", "-c", "SELEC 1", "-c", "SELECT 40 + 2"]);
+    let (_, out) = psql(
+        &server,
+        ADMIN_PASSWORD,
+        &[
+            "-v",
+            "ON_ERROR_STOP=0",
+            "-A",
+            "-t",
+            "-c",
+            "SELEC 1",
+            "-c",
+            "SELECT 40 + 2",
+        ],
+    );
     assert!(out.contains("ERROR"), "{out}");
     assert!(out.lines().any(|l| l.trim() == "42"), "{out}");
 }
@@ -40,7 +81,11 @@ async fn psql_queries_and_meta_commands() {
 #[tokio::test]
 async fn psql_creates_external_tables_from_files() {
     let server = TestServer::spawn();
-    std::fs::write(server.data_dir.join("files/cities.csv"), "city,pop\nOslo,700000\nBergen,290000\n").unwrap();
+    std::fs::write(
+        server.data_dir.join("files/cities.csv"),
+        "city,pop\nOslo,700000\nBergen,290000\n",
+    )
+    .unwrap();
     let (ok, out) = psql(
         &server,
         ADMIN_PASSWORD,
@@ -54,7 +99,10 @@ async fn psql_creates_external_tables_from_files() {
         ],
     );
     assert!(ok, "{out}");
-    assert!(out.contains("CREATE TABLE") || out.contains("Oslo\nBergen"), "{out}");
+    assert!(
+        out.contains("CREATE TABLE") || out.contains("Oslo\nBergen"),
+        "{out}"
+    );
     assert!(out.contains("Oslo\nBergen"), "{out}");
 }
 
@@ -63,5 +111,9 @@ async fn psql_wrong_password_fails() {
     let server = TestServer::spawn();
     let (ok, out) = psql(&server, "not-the-password", &["-c", "SELECT 1"]);
     assert!(!ok, "{out}");
-    assert!(out.to_lowercase().contains("password authentication failed"), "{out}");
+    assert!(
+        out.to_lowercase()
+            .contains("password authentication failed"),
+        "{out}"
+    );
 }

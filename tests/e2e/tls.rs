@@ -29,7 +29,13 @@ async fn pgwire_and_flight_speak_tls_when_a_cert_is_configured() {
     let key = tls.dir.path().join("server.key");
     let server = TestServer::spawn_in(
         data.path(),
-        &["--demo", "--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()],
+        &[
+            "--demo",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
     );
 
     // psql insists on TLS with sslmode=require: fails if the server answers 'N'.
@@ -38,24 +44,42 @@ async fn pgwire_and_flight_speak_tls_when_a_cert_is_configured() {
         server.pg.port()
     );
     let out = Command::new("psql")
-        .args([conn.as_str(), "-X", "-A", "-t", "-c", "SELECT count(*) FROM products"])
+        .args([
+            conn.as_str(),
+            "-X",
+            "-A",
+            "-t",
+            "-c",
+            "SELECT count(*) FROM products",
+        ])
         .env("PGPASSWORD", ADMIN_PASSWORD)
         .output()
         .expect("psql");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "{text}");
     assert_eq!(text.trim(), "8");
 
     // Flight SQL over gRPC with TLS, trusting the self-signed certificate.
     let channel = Channel::from_shared(format!("https://localhost:{}", server.flight.port()))
         .unwrap()
-        .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&tls.cert_pem)).domain_name("localhost"))
+        .tls_config(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(&tls.cert_pem))
+                .domain_name("localhost"),
+        )
         .unwrap()
         .connect()
         .await
         .expect("TLS connect");
     let mut client = FlightSqlServiceClient::new(channel);
-    client.handshake("admin", ADMIN_PASSWORD).await.expect("handshake over TLS");
+    client
+        .handshake("admin", ADMIN_PASSWORD)
+        .await
+        .expect("handshake over TLS");
     let info = client.execute("SELECT 1".into(), None).await.unwrap();
     assert_eq!(info.endpoint.len(), 1);
 
@@ -74,7 +98,15 @@ async fn pgwire_and_flight_speak_tls_when_a_cert_is_configured() {
 fn a_missing_key_is_a_start_up_error() {
     let data = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_insightflow"))
-        .args(["serve", "--pg-addr", "127.0.0.1:0", "--flight-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--pg-addr",
+            "127.0.0.1:0",
+            "--flight-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
         .arg("--data-dir")
         .arg(data.path())
         .args(["--tls-cert", "/nonexistent/cert.pem"])

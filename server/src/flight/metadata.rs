@@ -61,7 +61,10 @@ fn status(e: impl std::fmt::Display) -> Status {
     Status::internal(e.to_string())
 }
 
-pub(crate) fn catalogs(ctx: &SessionContext, query: CommandGetCatalogs) -> Result<RecordBatch, Status> {
+pub(crate) fn catalogs(
+    ctx: &SessionContext,
+    query: CommandGetCatalogs,
+) -> Result<RecordBatch, Status> {
     let mut builder = query.into_builder();
     for name in ctx.catalog_names() {
         builder.append(name);
@@ -69,7 +72,10 @@ pub(crate) fn catalogs(ctx: &SessionContext, query: CommandGetCatalogs) -> Resul
     builder.build().map_err(status)
 }
 
-pub(crate) fn schemas(ctx: &SessionContext, query: CommandGetDbSchemas) -> Result<RecordBatch, Status> {
+pub(crate) fn schemas(
+    ctx: &SessionContext,
+    query: CommandGetDbSchemas,
+) -> Result<RecordBatch, Status> {
     let mut builder = query.into_builder();
     for catalog in ctx.catalog_names() {
         for schema in visible_schemas(ctx, &catalog) {
@@ -79,21 +85,40 @@ pub(crate) fn schemas(ctx: &SessionContext, query: CommandGetDbSchemas) -> Resul
     builder.build().map_err(status)
 }
 
-pub(crate) async fn tables(ctx: &SessionContext, query: CommandGetTables) -> Result<RecordBatch, Status> {
+pub(crate) async fn tables(
+    ctx: &SessionContext,
+    query: CommandGetTables,
+) -> Result<RecordBatch, Status> {
     let include_schema = query.include_schema;
     let mut builder = query.into_builder();
     let empty = Arc::new(Schema::empty());
     for catalog in ctx.catalog_names() {
-        let Some(cat) = ctx.catalog(&catalog) else { continue };
+        let Some(cat) = ctx.catalog(&catalog) else {
+            continue;
+        };
         for schema_name in visible_schemas(ctx, &catalog) {
-            let Some(schema) = cat.schema(&schema_name) else { continue };
+            let Some(schema) = cat.schema(&schema_name) else {
+                continue;
+            };
             let mut names = schema.table_names();
             names.sort();
             for name in names {
-                let Ok(Some(table)) = schema.table(&name).await else { continue };
-                let table_schema = if include_schema { table.schema() } else { empty.clone() };
+                let Ok(Some(table)) = schema.table(&name).await else {
+                    continue;
+                };
+                let table_schema = if include_schema {
+                    table.schema()
+                } else {
+                    empty.clone()
+                };
                 builder
-                    .append(&catalog, &schema_name, &name, table_type_name(table.table_type()), &table_schema)
+                    .append(
+                        &catalog,
+                        &schema_name,
+                        &name,
+                        table_type_name(table.table_type()),
+                        &table_schema,
+                    )
                     .map_err(status)?;
             }
         }

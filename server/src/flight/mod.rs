@@ -80,7 +80,11 @@ impl FlightSqlServer {
         let header = req
             .metadata()
             .get("authorization")
-            .ok_or_else(|| Status::unauthenticated("no authorization header: call Handshake with basic auth first"))?
+            .ok_or_else(|| {
+                Status::unauthenticated(
+                    "no authorization header: call Handshake with basic auth first",
+                )
+            })?
             .to_str()
             .map_err(|_| Status::unauthenticated("authorization header is not text"))?;
         let token = header
@@ -93,9 +97,9 @@ impl FlightSqlServer {
     }
 
     fn check_basic(&self, header: &str) -> Result<String, Status> {
-        let encoded = header
-            .strip_prefix("Basic ")
-            .ok_or_else(|| Status::unauthenticated("expected 'authorization: Basic <base64(user:password)>'"))?;
+        let encoded = header.strip_prefix("Basic ").ok_or_else(|| {
+            Status::unauthenticated("expected 'authorization: Basic <base64(user:password)>'")
+        })?;
         // Go's gRPC clients (ADBC) send unpadded base64.
         let decoded = STANDARD_NO_PAD
             .decode(encoded.trim().trim_end_matches('='))
@@ -110,7 +114,11 @@ impl FlightSqlServer {
             .store()
             .check_password(user, password)
             .map(|u| u.name)
-            .ok_or_else(|| Status::unauthenticated(format!("password authentication failed for user \"{user}\"")))
+            .ok_or_else(|| {
+                Status::unauthenticated(format!(
+                    "password authentication failed for user \"{user}\""
+                ))
+            })
     }
 
     async fn plan(&self, sql: &str) -> Result<LogicalPlan, Status> {
@@ -159,7 +167,12 @@ impl FlightSqlServer {
     /// Runs every statement of `sql`; returns rows affected (0 for DDL).
     async fn execute_update(&self, sql: &str) -> Result<i64, Status> {
         let mut affected = 0;
-        for result in self.engine.sql(&positional_placeholders(sql)).await.map_err(|e| to_status(&e))? {
+        for result in self
+            .engine
+            .sql(&positional_placeholders(sql))
+            .await
+            .map_err(|e| to_status(&e))?
+        {
             affected += match result {
                 StatementResult::Done(outcome) => outcome.rows.unwrap_or(0) as i64,
                 StatementResult::Rows(df) => {
@@ -172,11 +185,13 @@ impl FlightSqlServer {
     }
 
     fn prepared(&self, handle: &[u8]) -> Result<Prepared, Status> {
-        let handle = std::str::from_utf8(handle).map_err(|_| Status::invalid_argument("bad handle"))?;
-        lock(&self.prepared)
-            .get(handle)
-            .cloned()
-            .ok_or_else(|| Status::not_found(format!("no prepared statement {handle}: it was closed or never created")))
+        let handle =
+            std::str::from_utf8(handle).map_err(|_| Status::invalid_argument("bad handle"))?;
+        lock(&self.prepared).get(handle).cloned().ok_or_else(|| {
+            Status::not_found(format!(
+                "no prepared statement {handle}: it was closed or never created"
+            ))
+        })
     }
 
     fn bound_plan(prepared: &Prepared) -> Result<LogicalPlan, Status> {
@@ -230,7 +245,11 @@ pub fn positional_placeholders(sql: &str) -> String {
         .collect()
 }
 
-fn info_for(message: impl ProstMessageExt, schema: &Schema, descriptor: FlightDescriptor) -> Result<FlightInfo, Status> {
+fn info_for(
+    message: impl ProstMessageExt,
+    schema: &Schema,
+    descriptor: FlightDescriptor,
+) -> Result<FlightInfo, Status> {
     let ticket = Ticket::new(message.as_any().encode_to_vec());
     FlightInfo::new()
         .try_with_schema(schema)
@@ -262,13 +281,20 @@ fn parameter_schema(plan: &LogicalPlan) -> Result<Schema, DataFusionError> {
     let types = plan.get_parameter_types()?;
     let mut ids: Vec<(usize, String)> = types
         .keys()
-        .map(|k| (k.trim_start_matches('$').parse().unwrap_or(usize::MAX), k.clone()))
+        .map(|k| {
+            (
+                k.trim_start_matches('$').parse().unwrap_or(usize::MAX),
+                k.clone(),
+            )
+        })
         .collect();
     ids.sort();
     let fields: Vec<Field> = ids
         .into_iter()
         .map(|(_, k)| {
-            let t = types[&k].clone().unwrap_or(datafusion::arrow::datatypes::DataType::Utf8);
+            let t = types[&k]
+                .clone()
+                .unwrap_or(datafusion::arrow::datatypes::DataType::Utf8);
             Field::new(k, t, true)
         })
         .collect();
@@ -282,7 +308,10 @@ impl FlightSqlService for FlightSqlServer {
     async fn do_handshake(
         &self,
         request: Request<Streaming<HandshakeRequest>>,
-    ) -> Result<Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>, Status> {
+    ) -> Result<
+        Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
+        Status,
+    > {
         let header = request
             .metadata()
             .get("authorization")
@@ -315,7 +344,11 @@ impl FlightSqlService for FlightSqlServer {
         let ticket = TicketStatementQuery {
             statement_handle: query.query.into_bytes().into(),
         };
-        Ok(Response::new(info_for(ticket, &schema, request.into_inner())?))
+        Ok(Response::new(info_for(
+            ticket,
+            &schema,
+            request.into_inner(),
+        )?))
     }
 
     async fn do_get_statement(
@@ -413,7 +446,12 @@ impl FlightSqlService for FlightSqlServer {
         }
         prepared.params = Some(params);
         let plan = Self::bound_plan(&prepared)?;
-        let df = self.engine.ctx().execute_logical_plan(plan).await.map_err(|e| to_status(&e))?;
+        let df = self
+            .engine
+            .ctx()
+            .execute_logical_plan(plan)
+            .await
+            .map_err(|e| to_status(&e))?;
         let batches = df.collect().await.map_err(|e| to_status(&e))?;
         Ok(count_of(&batches))
     }
@@ -444,8 +482,12 @@ impl FlightSqlService for FlightSqlServer {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.authenticate(&request)?;
-        let schema = query.clone().into_builder().schema();
-        Ok(Response::new(info_for(query, &schema, request.into_inner())?))
+        let schema = query.into_builder().schema();
+        Ok(Response::new(info_for(
+            query,
+            &schema,
+            request.into_inner(),
+        )?))
     }
 
     async fn do_get_catalogs(
@@ -464,7 +506,11 @@ impl FlightSqlService for FlightSqlServer {
     ) -> Result<Response<FlightInfo>, Status> {
         self.authenticate(&request)?;
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(info_for(query, &schema, request.into_inner())?))
+        Ok(Response::new(info_for(
+            query,
+            &schema,
+            request.into_inner(),
+        )?))
     }
 
     async fn do_get_schemas(
@@ -483,7 +529,11 @@ impl FlightSqlService for FlightSqlServer {
     ) -> Result<Response<FlightInfo>, Status> {
         self.authenticate(&request)?;
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(info_for(query, &schema, request.into_inner())?))
+        Ok(Response::new(info_for(
+            query,
+            &schema,
+            request.into_inner(),
+        )?))
     }
 
     async fn do_get_tables(
@@ -492,7 +542,9 @@ impl FlightSqlService for FlightSqlServer {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         self.authenticate(&request)?;
-        Ok(batch_stream(metadata::tables(self.engine.ctx(), query).await?))
+        Ok(batch_stream(
+            metadata::tables(self.engine.ctx(), query).await?,
+        ))
     }
 
     async fn get_flight_info_table_types(
@@ -501,8 +553,12 @@ impl FlightSqlService for FlightSqlServer {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.authenticate(&request)?;
-        let schema = query.clone().into_builder().schema();
-        Ok(Response::new(info_for(query, &schema, request.into_inner())?))
+        let schema = query.into_builder().schema();
+        Ok(Response::new(info_for(
+            query,
+            &schema,
+            request.into_inner(),
+        )?))
     }
 
     async fn do_get_table_types(
@@ -521,7 +577,11 @@ impl FlightSqlService for FlightSqlServer {
     ) -> Result<Response<FlightInfo>, Status> {
         self.authenticate(&request)?;
         let schema = query.clone().into_builder(&metadata::SQL_INFO).schema();
-        Ok(Response::new(info_for(query, &schema, request.into_inner())?))
+        Ok(Response::new(info_for(
+            query,
+            &schema,
+            request.into_inner(),
+        )?))
     }
 
     async fn do_get_sql_info(
@@ -543,7 +603,10 @@ impl FlightSqlService for FlightSqlServer {
         message: Any,
     ) -> Result<Response<DoGetStream>, Status> {
         self.authenticate(&request)?;
-        Err(Status::unimplemented(format!("DoGet for {} is not supported", message.type_url)))
+        Err(Status::unimplemented(format!(
+            "DoGet for {} is not supported",
+            message.type_url
+        )))
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
@@ -560,18 +623,23 @@ async fn read_parameters(stream: PeekableFlightDataStream) -> Result<ParamValues
     );
     let mut values = Vec::new();
     while let Some(batch) = batches.next().await {
-        let batch = batch.map_err(|e| Status::invalid_argument(format!("bad parameter batch: {e}")))?;
+        let batch =
+            batch.map_err(|e| Status::invalid_argument(format!("bad parameter batch: {e}")))?;
         if batch.num_rows() == 0 {
             continue;
         }
         if batch.num_rows() > 1 || !values.is_empty() {
-            return Err(Status::unimplemented("binding more than one row of parameters is not supported"));
+            return Err(Status::unimplemented(
+                "binding more than one row of parameters is not supported",
+            ));
         }
         for column in batch.columns() {
             values.push(ScalarValue::try_from_array(column, 0).map_err(|e| to_status(&e))?);
         }
     }
-    Ok(ParamValues::List(values.into_iter().map(Into::into).collect()))
+    Ok(ParamValues::List(
+        values.into_iter().map(Into::into).collect(),
+    ))
 }
 
 #[cfg(test)]

@@ -29,7 +29,9 @@ pub(crate) struct RunningQueries {
 impl RunningQueries {
     /// Makes `response`'s rows stop when a cancel request for `pid` arrives.
     pub(crate) fn watch(&self, pid: i32, key: SecretKey, response: &mut Response) {
-        let Response::Query(query) = response else { return };
+        let Response::Query(query) = response else {
+            return;
+        };
         let notify = Arc::new(Notify::new());
         let mut queries = self.lock();
         queries.retain(|_, (_, n)| n.strong_count() > 0);
@@ -58,22 +60,25 @@ impl RunningQueries {
 }
 
 fn cancellable(rows: SendableRowStream, notify: Arc<Notify>) -> SendableRowStream {
-    Box::pin(futures::stream::unfold(Some((rows, notify)), |state| async move {
-        let (mut rows, notify) = state?;
-        tokio::select! {
-            biased;
-            _ = notify.notified() => {
-                drop(rows);
-                let err = PgWireError::UserError(Box::new(ErrorInfo::new(
-                    "ERROR".to_string(),
-                    QUERY_CANCELED.to_string(),
-                    "canceling statement due to user request".to_string(),
-                )));
-                Some((Err(err), None))
+    Box::pin(futures::stream::unfold(
+        Some((rows, notify)),
+        |state| async move {
+            let (mut rows, notify) = state?;
+            tokio::select! {
+                biased;
+                _ = notify.notified() => {
+                    drop(rows);
+                    let err = PgWireError::UserError(Box::new(ErrorInfo::new(
+                        "ERROR".to_string(),
+                        QUERY_CANCELED.to_string(),
+                        "canceling statement due to user request".to_string(),
+                    )));
+                    Some((Err(err), None))
+                }
+                next = rows.next() => next.map(|item| (item, Some((rows, notify)))),
             }
-            next = rows.next() => next.map(|item| (item, Some((rows, notify)))),
-        }
-    }))
+        },
+    ))
 }
 
 /// pgwire's cancel handler (cancels planning), plus the running row streams.

@@ -45,7 +45,10 @@ impl PgHandlers {
             session: Arc::new(PgSession::new(engine, running.clone())),
             parameters: Arc::new(PgParameters::new(store.clone())),
             auth: Arc::new(CatalogAuthSource::new(store)),
-            cancel: Arc::new(PgCancel::new(DefaultCancelHandler::new(connections.clone()), running)),
+            cancel: Arc::new(PgCancel::new(
+                DefaultCancelHandler::new(connections.clone()),
+                running,
+            )),
             connections,
         }
     }

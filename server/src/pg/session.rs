@@ -27,10 +27,10 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use tracing::debug;
 
-use crate::engine::Engine;
-use crate::error::{refine_pg_error, to_pg_error};
 use super::cancel::RunningQueries;
 use super::show::PgCompatHook;
+use crate::engine::Engine;
+use crate::error::{refine_pg_error, to_pg_error};
 
 type PgStatement = <DfSessionService as ExtendedQueryHandler>::Statement;
 
@@ -50,7 +50,10 @@ impl PgSession {
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
         ];
-        let inner = Arc::new(DfSessionService::new_with_hooks(engine.ctx().clone(), hooks));
+        let inner = Arc::new(DfSessionService::new_with_hooks(
+            engine.ctx().clone(),
+            hooks,
+        ));
         let parser = Arc::new(PgParser {
             inner: ExtendedQueryHandler::query_parser(inner.as_ref()),
         });
@@ -113,7 +116,8 @@ impl SimpleQueryHandler for PgSession {
             Ok(stmts) if stmts.iter().any(Catalog::handles) => stmts,
             // Queries (and pg syntax DataFusion's parser does not know) go as they came.
             _ => {
-                let mut responses = SimpleQueryHandler::do_query(self.inner.as_ref(), client, query).await?;
+                let mut responses =
+                    SimpleQueryHandler::do_query(self.inner.as_ref(), client, query).await?;
                 self.watch(client, &mut responses);
                 return Ok(responses);
             }
@@ -170,7 +174,8 @@ impl ExtendedQueryHandler for PgSession {
                 return self.run_catalog_statement(stmt).await;
             }
         }
-        let mut response = ExtendedQueryHandler::do_query(self.inner.as_ref(), client, portal, max_rows).await?;
+        let mut response =
+            ExtendedQueryHandler::do_query(self.inner.as_ref(), client, portal, max_rows).await?;
         self.watch(client, std::slice::from_mut(&mut response));
         Ok(response)
     }
@@ -225,7 +230,11 @@ impl ErrorHandler for PgErrors {
         refine_pg_error(error);
         if let PgWireError::InvalidPassword(_) = error {
             // Postgres' wording, with the user name psql and drivers show.
-            let user = client.metadata().get(pgwire::api::METADATA_USER).cloned().unwrap_or_default();
+            let user = client
+                .metadata()
+                .get(pgwire::api::METADATA_USER)
+                .cloned()
+                .unwrap_or_default();
             *error = PgWireError::UserError(Box::new(pgwire::error::ErrorInfo::new(
                 "FATAL".to_string(),
                 crate::error::sqlstate::INVALID_PASSWORD.to_string(),

@@ -23,7 +23,9 @@ fn savepoint_tag(statement: &Statement) -> Option<&'static str> {
     match statement {
         Statement::Savepoint { .. } => Some("SAVEPOINT"),
         Statement::ReleaseSavepoint { .. } => Some("RELEASE"),
-        Statement::Rollback { savepoint: Some(_), .. } => Some("ROLLBACK"),
+        Statement::Rollback {
+            savepoint: Some(_), ..
+        } => Some("ROLLBACK"),
         _ => None,
     }
 }
@@ -72,7 +74,10 @@ impl QueryHook for PgCompatHook {
         }
         let row = encoder.take_row();
         let rows = futures::stream::once(async move { Ok(row) });
-        Some(Ok(Response::Query(QueryResponse::new(fields, Box::pin(rows)))))
+        Some(Ok(Response::Query(QueryResponse::new(
+            fields,
+            Box::pin(rows),
+        ))))
     }
 
     async fn handle_extended_parse_query(
