@@ -26,11 +26,16 @@ impl std::fmt::Display for SltError {
 
 impl std::error::Error for SltError {}
 
+/// One value as .slt files write it. Whole floats lose their `.0`, because Arrow prints
+/// `6000.0` where Postgres' text encoding prints `6000`.
 fn cell(text: Option<&str>) -> String {
     match text {
         None => "NULL".to_string(),
         Some("") => "(empty)".to_string(),
-        Some(s) => s.to_string(),
+        Some(s) => match s.strip_suffix(".0") {
+            Some(whole) if whole.parse::<i64>().is_ok() => whole.to_string(),
+            _ => s.to_string(),
+        },
     }
 }
 

@@ -107,6 +107,21 @@ async fn psql_creates_external_tables_from_files() {
 }
 
 #[tokio::test]
+async fn psql_profiles_a_table() {
+    let server = TestServer::spawn();
+    let (ok, out) = psql(
+        &server,
+        ADMIN_PASSWORD,
+        &["-A", "-t", "-F", ",", "-c", "SELECT column_name, row_count, distinct_count FROM profile('products') ORDER BY column_name"],
+    );
+    assert!(ok, "{out}");
+    assert_eq!(
+        out.trim(),
+        "category,8,3\nname,8,8\nproduct_id,8,8\nunit_price,8,8"
+    );
+}
+
+#[tokio::test]
 async fn psql_wrong_password_fails() {
     let server = TestServer::spawn();
     let (ok, out) = psql(&server, "not-the-password", &["-c", "SELECT 1"]);

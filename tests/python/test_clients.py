@@ -167,3 +167,17 @@ def test_psql_gets_the_same_answer(server):
     ).stdout
     rows = [tuple(line.split(",")) for line in out.strip().splitlines()]
     assert normalize(rows) == EXPECTED
+
+
+def test_profile_from_psycopg_and_adbc(server):
+    sql = "SELECT column_name, null_count, distinct_count, inferred_type FROM profile('customers') ORDER BY column_name"
+    with psycopg.connect(server.pg_dsn) as conn:
+        over_pg = [tuple(r) for r in conn.execute(sql).fetchall()]
+    with flight_connect(server) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        over_flight = [tuple(r) for r in cur.fetchall()]
+    assert over_pg == over_flight
+    by_name = {r[0]: r for r in over_pg}
+    assert by_name["region"][2] == 4
+    assert by_name["signup_date"][3] == "date"
+    assert by_name["customer_id"][2] == 40
