@@ -3,6 +3,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod analytics;
 mod compat;
 mod flight;
 mod formats;

@@ -181,3 +181,14 @@ def test_profile_from_psycopg_and_adbc(server):
     assert by_name["region"][2] == 4
     assert by_name["signup_date"][3] == "date"
     assert by_name["customer_id"][2] == 40
+
+
+def test_quality_from_psycopg_and_adbc(server):
+    sql = "SELECT check_name, column_name, severity, affected_rows FROM quality('(SELECT region FROM customers)') ORDER BY check_name"
+    with psycopg.connect(server.pg_dsn) as conn:
+        over_pg = [tuple(r) for r in conn.execute(sql).fetchall()]
+    with flight_connect(server) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        over_flight = [tuple(r) for r in cur.fetchall()]
+    assert over_pg == over_flight
+    assert ("duplicate_rows", None, "high", 36) in over_pg

@@ -1,0 +1,290 @@
+//! Column statistics in one pass: the facts `profile` reports and `quality` judges.
+//!
+//! One aggregate query computes, per column: non-null count, a HyperLogLog distinct
+//! estimate, min and max; for numbers mean, sample stddev and t-digest quartiles; for
+//! text how many values parse as integers, floats, dates, timestamps or booleans.
+//! Columns whose estimate is at most [`EXACT_DISTINCT_LIMIT`] get an exact distinct
+//! count from a second query.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::compute::{cast, concat_batches};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, Schema};
+use datafusion::common::Result;
+use datafusion::execution::SessionState;
+use datafusion::prelude::DataFrame;
+
+use crate::source::{quote_ident, Source};
+
+/// Up to this many distinct values (estimated) a column's distinct count is exact.
+pub const EXACT_DISTINCT_LIMIT: i64 = 100_000;
+
+/// What kind of statistics a column gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Integer,
+    Float,
+    Text,
+    Temporal,
+    Boolean,
+    Other,
+}
+
+impl Kind {
+    pub(crate) fn of(t: &DataType) -> Self {
+        match t {
+            t if t.is_integer() => Kind::Integer,
+            t if t.is_floating()
+                || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..)) =>
+            {
+                Kind::Float
+            }
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Kind::Text,
+            t if t.is_temporal() => Kind::Temporal,
+            DataType::Boolean => Kind::Boolean,
+            _ => Kind::Other,
+        }
+    }
+
+    pub(crate) fn is_numeric(self) -> bool {
+        matches!(self, Kind::Integer | Kind::Float)
+    }
+}
+
+/// How many non-null values of a text column parse as each type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Parses {
+    pub(crate) integer: i64,
+    pub(crate) float: i64,
+    pub(crate) date: i64,
+    pub(crate) timestamp: i64,
+    pub(crate) boolean: i64,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ColumnStats {
+    pub(crate) name: String,
+    pub(crate) data_type: DataType,
+    pub(crate) kind: Kind,
+    pub(crate) non_null: i64,
+    pub(crate) distinct: Option<i64>,
+    pub(crate) min: Option<String>,
+    pub(crate) max: Option<String>,
+    pub(crate) mean: Option<f64>,
+    pub(crate) stddev: Option<f64>,
+    pub(crate) p25: Option<f64>,
+    pub(crate) p50: Option<f64>,
+    pub(crate) p75: Option<f64>,
+    /// Floats that are whole numbers (for `inferred_type`).
+    pub(crate) whole: Option<i64>,
+    pub(crate) parses: Parses,
+}
+
+impl ColumnStats {
+    /// The type the values look like: a text column of ISO dates is a `date`.
+    pub(crate) fn inferred_type(&self) -> String {
+        let all = |n: i64| self.non_null > 0 && n == self.non_null;
+        let p = self.parses;
+        match self.kind {
+            Kind::Text if all(p.integer) => "integer".into(),
+            Kind::Text if all(p.float) => "float".into(),
+            Kind::Text if all(p.date) => "date".into(),
+            Kind::Text if all(p.timestamp) => "timestamp".into(),
+            Kind::Text if all(p.boolean) => "boolean".into(),
+            Kind::Text => "text".into(),
+            Kind::Float if self.whole.is_some_and(all) => "integer".into(),
+            Kind::Float => "float".into(),
+            Kind::Integer => "integer".into(),
+            _ => sql_type_name(&self.data_type),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct TableStats {
+    pub(crate) rows: i64,
+    pub(crate) columns: Vec<ColumnStats>,
+}
+
+/// The Postgres name of an Arrow type, as psql users read it.
+pub(crate) fn sql_type_name(t: &DataType) -> String {
+    match t {
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 => "smallint".into(),
+        DataType::Int32 | DataType::UInt16 => "integer".into(),
+        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => "bigint".into(),
+        DataType::Float16 | DataType::Float32 => "real".into(),
+        DataType::Float64 => "double precision".into(),
+        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => format!("numeric({p},{s})"),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "text".into(),
+        DataType::Boolean => "boolean".into(),
+        DataType::Date32 | DataType::Date64 => "date".into(),
+        DataType::Timestamp(_, None) => "timestamp".into(),
+        DataType::Timestamp(_, Some(_)) => "timestamptz".into(),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "bytea".into(),
+        other => other.to_string().to_lowercase(),
+    }
+}
+
+/// The aggregates of column `i` (aliases carry the index).
+fn aggregates(i: usize, name: &str, kind: Kind) -> Vec<String> {
+    let c = quote_ident(name);
+    let mut aggs = vec![format!("count({c}) AS nn_{i}")];
+    if kind != Kind::Other {
+        aggs.push(format!("approx_distinct(CAST({c} AS VARCHAR)) AS ad_{i}"));
+        aggs.push(format!("CAST(min({c}) AS VARCHAR) AS min_{i}"));
+        aggs.push(format!("CAST(max({c}) AS VARCHAR) AS max_{i}"));
+    }
+    if kind.is_numeric() {
+        let d = format!("CAST({c} AS DOUBLE)");
+        aggs.push(format!("avg({d}) AS mean_{i}"));
+        aggs.push(format!("stddev({d}) AS sd_{i}"));
+        for (q, alias) in [(0.25, "p25"), (0.5, "p50"), (0.75, "p75")] {
+            aggs.push(format!(
+                "approx_percentile_cont({q}) WITHIN GROUP (ORDER BY {d}) AS {alias}_{i}"
+            ));
+        }
+    }
+    if kind == Kind::Float {
+        aggs.push(format!("count(CASE WHEN CAST({c} AS DOUBLE) = trunc(CAST({c} AS DOUBLE)) THEN 1 END) AS whole_{i}"));
+    }
+    if kind == Kind::Text {
+        for what in ["int", "dbl", "date", "ts", "bool"] {
+            aggs.push(format!("count(\"__{what}_{i}\") AS {what}_{i}"));
+        }
+    }
+    aggs
+}
+
+/// Derived columns of text column `i` for the inner projection: how it parses.
+fn text_parses(i: usize, name: &str) -> Vec<String> {
+    let t = format!("trim({})", quote_ident(name));
+    vec![
+        format!("try_cast({t} AS BIGINT) AS \"__int_{i}\""),
+        format!("try_cast({t} AS DOUBLE) AS \"__dbl_{i}\""),
+        format!("CASE WHEN {t} ~ '^\\d{{4}}-\\d{{2}}-\\d{{2}}$' THEN try_cast({t} AS DATE) END AS \"__date_{i}\""),
+        format!("CASE WHEN {t} ~ '^\\d{{4}}-\\d{{2}}-\\d{{2}}[ T]\\d' THEN try_cast({t} AS TIMESTAMP) END AS \"__ts_{i}\""),
+        format!("CASE WHEN lower({t}) IN ('true', 'false', 't', 'f', 'yes', 'no') THEN 1 END AS \"__bool_{i}\""),
+    ]
+}
+
+/// The single row of an aggregate query, read by alias.
+pub(crate) struct Row(RecordBatch);
+
+impl Row {
+    pub(crate) async fn query(state: &SessionState, sql: &str) -> Result<Self> {
+        let plan = state.create_logical_plan(sql).await?;
+        let batches = DataFrame::new(state.clone(), plan).collect().await?;
+        let schema = batches
+            .first()
+            .map(|b| b.schema())
+            .unwrap_or_else(|| Arc::new(Schema::empty()));
+        Ok(Row(concat_batches(&schema, &batches)?))
+    }
+
+    pub(crate) fn int(&self, alias: &str) -> Option<i64> {
+        let col = cast(self.0.column_by_name(alias)?, &DataType::Int64).ok()?;
+        let col = col.as_primitive::<Int64Type>();
+        (!col.is_empty() && col.is_valid(0)).then(|| col.value(0))
+    }
+
+    pub(crate) fn float(&self, alias: &str) -> Option<f64> {
+        let col = cast(self.0.column_by_name(alias)?, &DataType::Float64).ok()?;
+        let col = col.as_primitive::<Float64Type>();
+        (!col.is_empty() && col.is_valid(0))
+            .then(|| col.value(0))
+            .filter(|v| v.is_finite())
+    }
+
+    pub(crate) fn text(&self, alias: &str) -> Option<String> {
+        let col = cast(self.0.column_by_name(alias)?, &DataType::Utf8).ok()?;
+        let col = col.as_string::<i32>();
+        (!col.is_empty() && col.is_valid(0)).then(|| col.value(0).to_string())
+    }
+}
+
+/// Computes the statistics of every column of `source`.
+pub(crate) async fn collect(state: &SessionState, source: &Source) -> Result<TableStats> {
+    let input = source.sql(state, "*", "").await?;
+    let fields: Vec<(String, DataType)> = input
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| (f.name().clone(), f.data_type().clone()))
+        .collect();
+    if fields.is_empty() {
+        return Ok(TableStats {
+            rows: 0,
+            columns: vec![],
+        });
+    }
+    let mut select = vec!["count(*) AS row_count".to_string()];
+    let mut derived = vec!["*".to_string()];
+    for (i, (name, t)) in fields.iter().enumerate() {
+        let kind = Kind::of(t);
+        select.extend(aggregates(i, name, kind));
+        if kind == Kind::Text {
+            derived.extend(text_parses(i, name));
+        }
+    }
+    // Derived columns get aliases in an inner projection: DataFusion names an aggregate
+    // by its unaliased expression, and `try_cast`s of one column would collide.
+    let sql = format!(
+        "SELECT {} FROM (SELECT {} FROM {}) AS profiled",
+        select.join(", "),
+        derived.join(", "),
+        source.from_clause()
+    );
+    let row = Row::query(state, &sql).await?;
+
+    let exact: Vec<String> = fields
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| {
+            row.int(&format!("ad_{i}"))
+                .is_some_and(|d| d <= EXACT_DISTINCT_LIMIT)
+        })
+        .map(|(i, (name, _))| format!("count(DISTINCT {}) AS d_{i}", quote_ident(name)))
+        .collect();
+    let distinct = if exact.is_empty() {
+        None
+    } else {
+        let sql = format!("SELECT {} FROM {}", exact.join(", "), source.from_clause());
+        Some(Row::query(state, &sql).await?)
+    };
+
+    let columns = fields
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, data_type))| {
+            let exact = distinct.as_ref().and_then(|d| d.int(&format!("d_{i}")));
+            let count = |what: &str| row.int(&format!("{what}_{i}")).unwrap_or(0);
+            ColumnStats {
+                kind: Kind::of(&data_type),
+                name,
+                data_type,
+                non_null: count("nn"),
+                distinct: exact.or_else(|| row.int(&format!("ad_{i}"))),
+                min: row.text(&format!("min_{i}")),
+                max: row.text(&format!("max_{i}")),
+                mean: row.float(&format!("mean_{i}")),
+                stddev: row.float(&format!("sd_{i}")),
+                p25: row.float(&format!("p25_{i}")),
+                p50: row.float(&format!("p50_{i}")),
+                p75: row.float(&format!("p75_{i}")),
+                whole: row.int(&format!("whole_{i}")),
+                parses: Parses {
+                    integer: count("int"),
+                    float: count("dbl"),
+                    date: count("date"),
+                    timestamp: count("ts"),
+                    boolean: count("bool"),
+                },
+            }
+        })
+        .collect();
+    Ok(TableStats {
+        rows: row.int("row_count").unwrap_or(0),
+        columns,
+    })
+}
