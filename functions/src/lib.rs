@@ -3,14 +3,16 @@
 //! Each function takes a table or view name the caller can read, or a query in
 //! parentheses, and answers with rows (see `DESIGN.md` for the columns). The work is
 //! DataFusion aggregates over the input's plan, so it runs under the session's memory
-//! pool and stops when the query is cancelled. Shipped so far: `profile` and `quality`.
-//! Still to come: `anomalies`, `forecast`, `insights`, `ask`.
+//! pool and stops when the query is cancelled. Shipped so far: `profile`, `quality` and
+//! `anomalies`. Still to come: `forecast`, `insights`, `ask`.
 //!
 //! This crate has no sockets and no server code.
 
+mod anomalies;
 mod profile;
 mod quality;
 mod report;
+mod series;
 mod source;
 mod stats;
 
@@ -18,6 +20,7 @@ use std::sync::Arc;
 
 use datafusion::prelude::SessionContext;
 
+pub use anomalies::Anomalies;
 pub use profile::Profile;
 pub use quality::Quality;
 pub use report::ReportFunc;
@@ -26,4 +29,5 @@ pub use report::ReportFunc;
 pub fn register_all(ctx: &SessionContext) {
     ctx.register_udtf("profile", Arc::new(ReportFunc::<Profile>::default()));
     ctx.register_udtf("quality", Arc::new(ReportFunc::<Quality>::default()));
+    ctx.register_udtf("anomalies", Arc::new(ReportFunc::<Anomalies>::default()));
 }

@@ -19,8 +19,9 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use datafusion::common::Result;
 use datafusion::execution::SessionState;
+use datafusion::logical_expr::Expr;
 
-use crate::report::Report;
+use crate::report::{no_more_args, Report};
 use crate::source::{quote_ident, Source};
 use crate::stats::{self, sql_type_name, Kind};
 
@@ -58,11 +59,15 @@ pub struct Profile;
 impl Report for Profile {
     const NAME: &'static str = "profile";
 
-    fn schema() -> SchemaRef {
+    fn from_args(args: &[Expr]) -> Result<Self> {
+        no_more_args(Self::NAME, args)
+    }
+
+    fn schema(&self) -> SchemaRef {
         SCHEMA.clone()
     }
 
-    async fn compute(state: &SessionState, source: &Source) -> Result<RecordBatch> {
+    async fn compute(&self, state: &SessionState, source: &Source) -> Result<RecordBatch> {
         let table = stats::collect(state, source).await?;
         let rows = table.rows;
         let mut b = Builders::default();

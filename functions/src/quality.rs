@@ -19,9 +19,10 @@ use datafusion::arrow::array::{Float64Builder, Int64Builder, RecordBatch, String
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::Result;
 use datafusion::execution::SessionState;
+use datafusion::logical_expr::Expr;
 
 use crate::profile::percent;
-use crate::report::Report;
+use crate::report::{no_more_args, Report};
 use crate::source::{quote_ident, Source};
 use crate::stats::{self, ColumnStats, Kind, Row, TableStats};
 
@@ -91,11 +92,15 @@ pub struct Quality;
 impl Report for Quality {
     const NAME: &'static str = "quality";
 
-    fn schema() -> SchemaRef {
+    fn from_args(args: &[Expr]) -> Result<Self> {
+        no_more_args(Self::NAME, args)
+    }
+
+    fn schema(&self) -> SchemaRef {
         SCHEMA.clone()
     }
 
-    async fn compute(state: &SessionState, source: &Source) -> Result<RecordBatch> {
+    async fn compute(&self, state: &SessionState, source: &Source) -> Result<RecordBatch> {
         let table = stats::collect(state, source).await?;
         let fixes = Fixes {
             source,

@@ -25,13 +25,27 @@ use crate::source::Source;
 
 /// One analytic function's logic.
 #[async_trait]
-pub(crate) trait Report: Debug + Send + Sync + 'static {
+pub(crate) trait Report: Debug + Send + Sync + Sized + 'static {
     /// The SQL name, for error messages.
     const NAME: &'static str;
-    /// The output columns (fixed: part of the contract).
-    fn schema() -> SchemaRef;
+    /// Reads the arguments after the source (none for most reports).
+    fn from_args(args: &[Expr]) -> Result<Self>;
+    /// The output columns (part of the contract).
+    fn schema(&self) -> SchemaRef;
     /// Computes the rows.
-    async fn compute(state: &SessionState, source: &Source) -> Result<RecordBatch>;
+    async fn compute(&self, state: &SessionState, source: &Source) -> Result<RecordBatch>;
+}
+
+/// `from_args` of a report that takes only the source.
+pub(crate) fn no_more_args<R: Default>(name: &str, args: &[Expr]) -> Result<R> {
+    if args.is_empty() {
+        Ok(R::default())
+    } else {
+        plan_err!(
+            "{name} expects (table_name), got {} arguments",
+            args.len() + 1
+        )
+    }
 }
 
 /// A [`Report`] as a table function: `SELECT * FROM name('table')`.
@@ -41,31 +55,25 @@ pub struct ReportFunc<R>(PhantomData<R>);
 impl<R: Report> TableFunctionImpl for ReportFunc<R> {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let exprs = args.exprs();
-        if exprs.len() != 1 {
-            return plan_err!(
-                "{} expects (table_name), got {} arguments",
-                R::NAME,
-                exprs.len()
-            );
+        if exprs.is_empty() {
+            return plan_err!("{} expects (table_name), got 0 arguments", R::NAME);
         }
         let source = Source::from_arg(R::NAME, exprs.first())?;
-        Ok(Arc::new(ReportTable::<R> {
-            source,
-            report: PhantomData,
-        }))
+        let report = R::from_args(&exprs[1..])?;
+        Ok(Arc::new(ReportTable { source, report }))
     }
 }
 
 #[derive(Debug)]
 struct ReportTable<R> {
     source: Source,
-    report: PhantomData<R>,
+    report: R,
 }
 
 #[async_trait]
 impl<R: Report> TableProvider for ReportTable<R> {
     fn schema(&self) -> SchemaRef {
-        R::schema()
+        self.report.schema()
     }
 
     fn table_type(&self) -> TableType {
@@ -85,10 +93,10 @@ impl<R: Report> TableProvider for ReportTable<R> {
             .ok_or_else(|| {
                 DataFusionError::Internal(format!("{} needs a SessionState", R::NAME))
             })?;
-        let batch = R::compute(state, &self.source).await?;
+        let batch = self.report.compute(state, &self.source).await?;
         Ok(MemorySourceConfig::try_new_exec(
             &[vec![batch]],
-            R::schema(),
+            self.report.schema(),
             projection.cloned(),
         )?)
     }
