@@ -3,12 +3,13 @@
 //! Each function takes a table or view name the caller can read, or a query in
 //! parentheses, and answers with rows (see `DESIGN.md` for the columns). The work is
 //! DataFusion aggregates over the input's plan, so it runs under the session's memory
-//! pool and stops when the query is cancelled. Shipped so far: `profile`, `quality` and
-//! `anomalies`. Still to come: `forecast`, `insights`, `ask`.
+//! pool and stops when the query is cancelled. Shipped so far: `profile`, `quality`,
+//! `anomalies` and `forecast`. Still to come: `insights`, `ask`.
 //!
 //! This crate has no sockets and no server code.
 
 mod anomalies;
+mod forecast;
 mod profile;
 mod quality;
 mod report;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use datafusion::prelude::SessionContext;
 
 pub use anomalies::Anomalies;
+pub use forecast::ForecastReport;
 pub use profile::Profile;
 pub use quality::Quality;
 pub use report::ReportFunc;
@@ -30,4 +32,8 @@ pub fn register_all(ctx: &SessionContext) {
     ctx.register_udtf("profile", Arc::new(ReportFunc::<Profile>::default()));
     ctx.register_udtf("quality", Arc::new(ReportFunc::<Quality>::default()));
     ctx.register_udtf("anomalies", Arc::new(ReportFunc::<Anomalies>::default()));
+    ctx.register_udtf(
+        "forecast",
+        Arc::new(ReportFunc::<ForecastReport>::default()),
+    );
 }
