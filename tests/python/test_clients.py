@@ -192,3 +192,23 @@ def test_quality_from_psycopg_and_adbc(server):
         over_flight = [tuple(r) for r in cur.fetchall()]
     assert over_pg == over_flight
     assert ("duplicate_rows", None, "high", 36) in over_pg
+
+
+def test_anomalies_and_forecast_from_psycopg_and_adbc(server):
+    queries = [
+        "SELECT ts, value, score FROM anomalies('sales', 'revenue', 'order_date') ORDER BY ts",
+        "SELECT ts, forecast, lower, upper FROM forecast('sales', 'order_date', 'revenue', 7) ORDER BY ts",
+    ]
+    for sql in queries:
+        with psycopg.connect(server.pg_dsn) as conn:
+            over_pg = conn.execute(sql).fetchall()
+        with flight_connect(server) as conn, conn.cursor() as cur:
+            cur.execute(sql)
+            over_flight = cur.fetchall()
+        assert len(over_pg) == len(over_flight) > 0, sql
+        assert [r[0] for r in over_pg] == [r[0] for r in over_flight], sql
+    with psycopg.connect(server.pg_dsn) as conn:
+        rows = conn.execute(queries[1]).fetchall()
+    assert len(rows) == 7
+    assert rows[0][0] == datetime.datetime(2026, 1, 1)
+    assert all(lo <= f <= hi for _, f, lo, hi in rows)
