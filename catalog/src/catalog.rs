@@ -79,7 +79,7 @@ impl Catalog {
                 let batches = ddl::run(ctx, DFStatement::CopyTo(copy)).await?;
                 CatalogOutcome {
                     tag: "COPY",
-                    rows: Some(count_of(&batches)),
+                    rows: Some(rows_affected(&batches)),
                 }
             }
             DFStatement::Statement(s) => {
@@ -146,7 +146,8 @@ impl Catalog {
     }
 }
 
-fn count_of(batches: &[RecordBatch]) -> usize {
+/// The row count DataFusion reports for DML and `COPY` (a `count` column).
+pub fn rows_affected(batches: &[RecordBatch]) -> usize {
     batches
         .first()
         .and_then(|b| b.column_by_name("count"))

@@ -18,7 +18,7 @@ mod paths;
 mod store;
 mod users;
 
-pub use catalog::{Catalog, CatalogOutcome, DEFAULT_CATALOG, DEFAULT_SCHEMA};
+pub use catalog::{rows_affected, Catalog, CatalogOutcome, DEFAULT_CATALOG, DEFAULT_SCHEMA};
 pub use error::{Error, Result};
 pub use paths::AllowedRoots;
 pub use store::{CatalogStore, ExternalTableDef, ObjectDef, ViewDef};

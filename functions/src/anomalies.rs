@@ -25,13 +25,13 @@ use datafusion::arrow::array::{
     Float64Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::common::{plan_err, DataFusionError, Result, ScalarValue};
+use datafusion::common::{plan_err, DataFusionError, Result};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::Expr;
 
 use crate::report::Report;
 use crate::series::{self, describe_bucket, median, Series};
-use crate::source::{quote_ident, Source};
+use crate::source::{quote_ident, string_literal, Source};
 use crate::stats::Row;
 
 /// Robust z-scores above this are anomalies.
@@ -53,14 +53,9 @@ pub struct Anomalies {
 }
 
 fn string_arg(name: &str, expr: &Expr) -> Result<String> {
-    match expr {
-        Expr::Literal(
-            ScalarValue::Utf8(Some(s))
-            | ScalarValue::Utf8View(Some(s))
-            | ScalarValue::LargeUtf8(Some(s)),
-            _,
-        ) => Ok(s.clone()),
-        other => plan_err!("anomalies: {name} must be a string, got {other}"),
+    match string_literal(expr) {
+        Some(s) => Ok(s),
+        None => plan_err!("anomalies: {name} must be a string, got {expr}"),
     }
 }
 

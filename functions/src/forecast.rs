@@ -24,7 +24,7 @@ use datafusion::logical_expr::Expr;
 
 use crate::report::Report;
 use crate::series;
-use crate::source::Source;
+use crate::source::{string_literal, Source};
 
 /// Prediction interval level.
 const LEVEL: f64 = 0.95;
@@ -52,14 +52,9 @@ impl Report for ForecastReport {
         let [time, value, horizon] = args else {
             return plan_err!("{usage}, got {} arguments", args.len() + 1);
         };
-        let text = |e: &Expr| match e {
-            Expr::Literal(
-                ScalarValue::Utf8(Some(s))
-                | ScalarValue::Utf8View(Some(s))
-                | ScalarValue::LargeUtf8(Some(s)),
-                _,
-            ) => Ok(s.clone()),
-            other => plan_err!("{usage}: columns are strings, got {other}"),
+        let text = |e: &Expr| match string_literal(e) {
+            Some(s) => Ok(s),
+            None => plan_err!("{usage}: columns are strings, got {e}"),
         };
         let horizon = match horizon {
             Expr::Literal(v, _) => v

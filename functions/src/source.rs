@@ -17,9 +17,9 @@ pub(crate) enum Source {
 impl Source {
     /// Reads the first argument of `function`: a string literal.
     pub(crate) fn from_arg(function: &str, arg: Option<&Expr>) -> Result<Self> {
-        let text = match arg {
-            Some(Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)), _)) => s.trim().to_string(),
-            Some(other) => {
+        let text = match arg.map(|e| (e, string_literal(e))) {
+            Some((_, Some(s))) => s.trim().to_string(),
+            Some((other, None)) => {
                 return plan_err!("{function} expects a table name or a (query) as a string, like {function}('sales'), got {other}")
             }
             None => return plan_err!("{function} expects a table name or a (query), like {function}('sales')"),
@@ -55,6 +55,19 @@ impl Source {
         let sql = format!("SELECT {select} FROM {} {rest}", self.from_clause());
         let plan = state.create_logical_plan(&sql).await?;
         Ok(DataFrame::new(state.clone(), plan))
+    }
+}
+
+/// The text of a string literal argument.
+pub(crate) fn string_literal(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Literal(
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::Utf8View(Some(s))
+            | ScalarValue::LargeUtf8(Some(s)),
+            _,
+        ) => Some(s.clone()),
+        _ => None,
     }
 }
 

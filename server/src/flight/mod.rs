@@ -29,7 +29,6 @@ use arrow_flight::{
 };
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine as _;
-use datafusion::arrow::array::{Array, UInt64Array};
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::arrow::ipc::writer::IpcWriteOptions;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -46,6 +45,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::engine::{Engine, StatementResult};
 use crate::error::to_status;
+use insightflow_catalog::rows_affected;
 
 type DoGetStream = <FlightSqlServer as FlightService>::DoGetStream;
 
@@ -177,7 +177,7 @@ impl FlightSqlServer {
                 StatementResult::Done(outcome) => outcome.rows.unwrap_or(0) as i64,
                 StatementResult::Rows(df) => {
                     let batches = df.collect().await.map_err(|e| to_status(&e))?;
-                    count_of(&batches)
+                    rows_affected(&batches) as i64
                 }
             };
         }
@@ -208,15 +208,6 @@ impl FlightSqlServer {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn count_of(batches: &[RecordBatch]) -> i64 {
-    batches
-        .first()
-        .and_then(|b| b.column_by_name("count"))
-        .and_then(|c| c.as_any().downcast_ref::<UInt64Array>().cloned())
-        .filter(|a| !a.is_empty())
-        .map_or(0, |a| a.value(0) as i64)
 }
 
 /// Rewrites JDBC/ADBC-style `?` placeholders to DataFusion's `$1, $2, ...`.
@@ -453,7 +444,7 @@ impl FlightSqlService for FlightSqlServer {
             .await
             .map_err(|e| to_status(&e))?;
         let batches = df.collect().await.map_err(|e| to_status(&e))?;
-        Ok(count_of(&batches))
+        Ok(rows_affected(&batches) as i64)
     }
 
     async fn do_action_close_prepared_statement(
