@@ -38,7 +38,7 @@ else
 fi
 
 log "sqllogictest: in-process and over pgwire"
-cargo test --locked -p insightflow-server --test sqllogictests
+cargo test --workspace --locked --test sqllogictests
 
 log "python clients against the real server"
 set +e

@@ -135,6 +135,15 @@ fn fmt_num(v: f64) -> String {
 }
 
 impl Anomalies {
+    /// Anomalies of `value_col` per bucket of `time_col` (MSTL by default).
+    pub(crate) fn over_time(value_col: &str, time_col: &str) -> Self {
+        Self {
+            value_col: value_col.to_string(),
+            time_col: Some(time_col.to_string()),
+            method: None,
+        }
+    }
+
     /// Robust z-score per row, computed in SQL over the whole input.
     async fn per_row(&self, state: &SessionState, source: &Source) -> Result<RecordBatch> {
         let v = format!("CAST({} AS DOUBLE)", quote_ident(&self.value_col));

@@ -4,12 +4,13 @@
 //! parentheses, and answers with rows (see `DESIGN.md` for the columns). The work is
 //! DataFusion aggregates over the input's plan, so it runs under the session's memory
 //! pool and stops when the query is cancelled. Shipped so far: `profile`, `quality`,
-//! `anomalies` and `forecast`. Still to come: `insights`, `ask`.
+//! `anomalies`, `forecast` and `insights`. Still to come: `ask`.
 //!
 //! This crate has no sockets and no server code.
 
 mod anomalies;
 mod forecast;
+mod insights;
 mod profile;
 mod quality;
 mod report;
@@ -23,6 +24,7 @@ use datafusion::prelude::SessionContext;
 
 pub use anomalies::Anomalies;
 pub use forecast::ForecastReport;
+pub use insights::Insights;
 pub use profile::Profile;
 pub use quality::Quality;
 pub use report::ReportFunc;
@@ -36,4 +38,5 @@ pub fn register_all(ctx: &SessionContext) {
         "forecast",
         Arc::new(ReportFunc::<ForecastReport>::default()),
     );
+    ctx.register_udtf("insights", Arc::new(ReportFunc::<Insights>::default()));
 }

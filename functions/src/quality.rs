@@ -297,7 +297,7 @@ fn non_negative_by_name(name: &str) -> bool {
     NON_NEGATIVE_WORDS.iter().any(|w| lower.contains(w))
 }
 
-fn is_key(c: &ColumnStats, rows: i64) -> bool {
+pub(crate) fn is_key(c: &ColumnStats, rows: i64) -> bool {
     let lower = c.name.to_lowercase();
     lower == "id" || lower.ends_with("_id") || (c.distinct == Some(rows) && c.kind == Kind::Integer)
 }

@@ -37,6 +37,15 @@ impl Source {
         Ok(Source::Table(text))
     }
 
+    /// The argument that names this source again, as a SQL string literal.
+    pub(crate) fn as_literal(&self) -> String {
+        let text = match self {
+            Source::Table(name) => name.clone(),
+            Source::Query(sql) => format!("({sql})"),
+        };
+        format!("'{}'", text.replace('\'', "''"))
+    }
+
     /// The `FROM` item for SQL over this source.
     pub(crate) fn from_clause(&self) -> String {
         match self {

@@ -74,3 +74,36 @@ async fn every_suggested_sql_runs_and_fixes_its_finding() {
         .get(0);
     assert_eq!(typed, 340);
 }
+
+#[tokio::test]
+async fn every_evidence_sql_of_insights_runs() {
+    let server = TestServer::spawn();
+    let client = server.pg_client().await;
+    // The planted shop of tests/slt/insights.slt: every kind of finding is there.
+    client.batch_execute(SHOP).await.unwrap();
+    let rows = client
+        .query("SELECT kind, evidence_sql FROM insights('shop')", &[])
+        .await
+        .unwrap();
+    assert!(rows.len() >= 5, "{} findings", rows.len());
+    for row in rows {
+        let (kind, sql): (String, String) = (row.get(0), row.get(1));
+        client
+            .simple_query(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: evidence does not run: {sql}: {e:?}"));
+    }
+}
+
+const SHOP: &str = "CREATE VIEW shop AS
+SELECT CAST(to_timestamp_seconds(1704067200 + d.value * 86400) AS DATE) AS day,
+       r.region,
+       ((d.value / 7) * 4 + r.k) % 50 + 1 AS customer_id,
+       (100 + d.value * 1.0)
+         * CASE WHEN d.value % 7 IN (5, 6) THEN 1.6 ELSE 1.0 END
+         * CASE r.region WHEN 'North' THEN 3.0 ELSE 1.0 END
+         * CASE WHEN ((d.value / 7) * 4 + r.k) % 50 < 10 THEN 4.0 ELSE 1.0 END
+         + ((d.value * 37 + r.k * 11) % 13)
+         + CASE WHEN d.value IN (60, 120) THEN 5000 ELSE 0 END AS revenue
+FROM generate_series(0, 179) AS d
+CROSS JOIN (VALUES ('North', 1), ('South', 2), ('East', 3), ('West', 4)) AS r(region, k)";
