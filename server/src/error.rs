@@ -52,21 +52,11 @@ pub fn classify(e: &DataFusionError) -> ErrorClass {
     let text = root.strip_backtrace();
     let lower = text.to_lowercase();
     let code = match root {
-        DataFusionError::SQL(err, _) => match err.as_ref() {
-            ParserError::RecursionLimitExceeded => SYNTAX_ERROR,
-            _ => SYNTAX_ERROR,
+        DataFusionError::SQL(..) => SYNTAX_ERROR,
+        DataFusionError::SchemaError(err, _) => match err.as_ref() {
+            datafusion::common::SchemaError::FieldNotFound { .. } => UNDEFINED_COLUMN,
+            _ => SYNTAX_OR_ACCESS,
         },
-        DataFusionError::SchemaError(err, _) => {
-            use datafusion::common::SchemaError;
-            match err.as_ref() {
-                SchemaError::FieldNotFound { .. } => UNDEFINED_COLUMN,
-                SchemaError::DuplicateQualifiedField { .. }
-                | SchemaError::DuplicateUnqualifiedField { .. }
-                | SchemaError::AmbiguousReference { .. } => SYNTAX_OR_ACCESS,
-                #[allow(unreachable_patterns)]
-                _ => SYNTAX_OR_ACCESS,
-            }
-        }
         DataFusionError::ArrowError(err, _) => match err.as_ref() {
             ArrowError::DivideByZero => DIVISION_BY_ZERO,
             ArrowError::CastError(_) | ArrowError::ParseError(_) => INVALID_TEXT_REPRESENTATION,
