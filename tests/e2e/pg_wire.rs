@@ -300,3 +300,32 @@ async fn cancel_request_stops_a_running_query() {
         .get(0);
     assert_eq!(n, 8);
 }
+
+#[tokio::test]
+async fn statement_timeout_stops_a_streaming_query() {
+    let server = TestServer::spawn();
+    let client = server.pg_client().await;
+    client
+        .batch_execute("SET statement_timeout = '300ms'")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = client
+        .simple_query("SELECT sum(value) FROM generate_series(1, 20000000000)")
+        .await
+        .expect_err("the query times out");
+    assert_eq!(err.code(), Some(&SqlState::QUERY_CANCELED), "{err:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    // Short queries still run under the timeout; turning it off works too.
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM sales", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2000);
+    client
+        .batch_execute("SET statement_timeout = 0")
+        .await
+        .unwrap();
+    client.simple_query("SELECT 1").await.unwrap();
+}

@@ -1,9 +1,11 @@
-//! Cancel requests that reach a query while it streams rows.
+//! Cancel requests and `statement_timeout` that reach a query while it streams rows.
 //!
-//! pgwire cancels only while a handler plans a query; DataFusion does its work later,
-//! while the row stream is polled. So every query's row stream is registered here under
-//! the connection's backend pid, and a cancel request with the right secret key stops
-//! it: the stream ends with SQLSTATE 57014 and dropping it stops DataFusion's work.
+//! pgwire cancels (and datafusion-postgres times out) only while a handler plans a
+//! query; DataFusion does its work later, while the row stream is polled. So every
+//! query's row stream is registered here under the connection's backend pid, and a
+//! cancel request with the right secret key — or the session's `statement_timeout` —
+//! stops it: the stream ends with SQLSTATE 57014 and dropping it stops DataFusion's
+//! work.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -16,6 +18,7 @@ use pgwire::error::{ErrorInfo, PgWireError};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::startup::SecretKey;
 use tokio::sync::Notify;
+use tokio::time::{Duration, Instant};
 
 use crate::error::sqlstate::QUERY_CANCELED;
 
@@ -27,8 +30,15 @@ pub(crate) struct RunningQueries {
 }
 
 impl RunningQueries {
-    /// Makes `response`'s rows stop when a cancel request for `pid` arrives.
-    pub(crate) fn watch(&self, pid: i32, key: SecretKey, response: &mut Response) {
+    /// Makes `response`'s rows stop when a cancel request for `pid` arrives, or when
+    /// `timeout` has passed.
+    pub(crate) fn watch(
+        &self,
+        pid: i32,
+        key: SecretKey,
+        timeout: Option<Duration>,
+        response: &mut Response,
+    ) {
         let Response::Query(query) = response else {
             return;
         };
@@ -38,7 +48,8 @@ impl RunningQueries {
         queries.insert(pid, (key, Arc::downgrade(&notify)));
         drop(queries);
         let rows = std::mem::replace(&mut query.data_rows, Box::pin(futures::stream::empty()));
-        query.data_rows = cancellable(rows, notify);
+        let deadline = timeout.map(|t| Instant::now() + t);
+        query.data_rows = cancellable(rows, notify, deadline);
     }
 
     fn cancel(&self, pid: i32, key: &SecretKey) -> bool {
@@ -59,22 +70,33 @@ impl RunningQueries {
     }
 }
 
-fn cancellable(rows: SendableRowStream, notify: Arc<Notify>) -> SendableRowStream {
+fn canceled(message: &str) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".to_string(),
+        QUERY_CANCELED.to_string(),
+        message.to_string(),
+    )))
+}
+
+fn cancellable(
+    rows: SendableRowStream,
+    notify: Arc<Notify>,
+    deadline: Option<Instant>,
+) -> SendableRowStream {
     Box::pin(futures::stream::unfold(
         Some((rows, notify)),
-        |state| async move {
+        move |state| async move {
             let (mut rows, notify) = state?;
+            let timeout = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
-                _ = notify.notified() => {
-                    drop(rows);
-                    let err = PgWireError::UserError(Box::new(ErrorInfo::new(
-                        "ERROR".to_string(),
-                        QUERY_CANCELED.to_string(),
-                        "canceling statement due to user request".to_string(),
-                    )));
-                    Some((Err(err), None))
-                }
+                _ = notify.notified() => Some((Err(canceled("canceling statement due to user request")), None)),
+                _ = timeout => Some((Err(canceled("canceling statement due to statement timeout")), None)),
                 next = rows.next() => next.map(|item| (item, Some((rows, notify)))),
             }
         },

@@ -65,12 +65,20 @@ impl PgSession {
         }
     }
 
-    /// Lets a cancel request stop these responses while they stream.
+    /// Lets a cancel request or the session's `statement_timeout` stop these responses
+    /// while they stream.
     fn watch<C: ClientInfo>(&self, client: &C, responses: &mut [Response]) {
         let (pid, key) = client.pid_and_secret_key();
+        // Where datafusion-postgres keeps `SET statement_timeout` (0 or unset: none).
+        let timeout = client
+            .metadata()
+            .get("statement_timeout_ms")
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .filter(|ms| *ms > 0)
+            .map(std::time::Duration::from_millis);
         tracing::debug!(pid, "watching query for cancel");
         for response in responses {
-            self.running.watch(pid, key.clone(), response);
+            self.running.watch(pid, key.clone(), timeout, response);
         }
     }
 
