@@ -166,3 +166,33 @@ impl Engine {
 pub fn default_files_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("files")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn datafusion_settings_from_the_config_reach_the_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = EngineOptions::new(dir.path());
+        options
+            .datafusion
+            .insert("execution.batch_size".into(), "1234".into());
+        let engine = Engine::open(&options).await.unwrap();
+        let batch_size: usize = engine
+            .ctx()
+            .state()
+            .config()
+            .options()
+            .execution
+            .batch_size
+            .into();
+        assert_eq!(batch_size, 1234);
+
+        options
+            .datafusion
+            .insert("execution.no_such_setting".into(), "1".into());
+        let err = Engine::open(&options).await.unwrap_err().to_string();
+        assert!(err.contains("execution.no_such_setting"), "{err}");
+    }
+}
