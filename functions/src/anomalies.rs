@@ -147,7 +147,7 @@ impl Anomalies {
     /// Robust z-score per row, computed in SQL over the whole input.
     async fn per_row(&self, state: &SessionState, source: &Source) -> Result<RecordBatch> {
         let v = format!("CAST({} AS DOUBLE)", quote_ident(&self.value_col));
-        let from = source.from_clause();
+        let from = source.relation_sql();
         let center = Row::query(state, &format!("SELECT median({v}) AS m FROM {from}")).await?;
         let Some(m) = center.float("m") else {
             return Ok(RecordBatch::new_empty(self.schema()));

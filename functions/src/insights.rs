@@ -120,8 +120,8 @@ fn fmt_num(v: f64) -> String {
 }
 
 impl Ctx<'_> {
-    fn from(&self) -> String {
-        self.source.from_clause()
+    fn relation(&self) -> String {
+        self.source.relation_sql()
     }
 
     fn numeric(&self) -> impl Iterator<Item = &ColumnStats> {
@@ -168,7 +168,7 @@ impl Ctx<'_> {
                     title: format!("{} {verb} {:.0}% over the period", m.name, change.abs() * 100.0),
                     detail: format!("the fitted trend goes from about {} to {} per {:?} across {n} periods", fmt_num(start), fmt_num(end), s.grain).to_lowercase(),
                     score: (change.abs()).min(1.0) * 0.9,
-                    evidence_sql: format!("SELECT date_trunc('month', {tq}) AS month, sum({mq}) AS {mq} FROM {} GROUP BY 1 ORDER BY 1", self.from()),
+                    evidence_sql: format!("SELECT date_trunc('month', {tq}) AS month, sum({mq}) AS {mq} FROM {} GROUP BY 1 ORDER BY 1", self.relation()),
                     recommendation: format!("check whether the {verb} trend of {} continues with forecast({}, '{}', '{}', 30)", m.name, self.source.as_literal(), t.name, m.name),
                 });
             }
@@ -192,7 +192,7 @@ impl Ctx<'_> {
                     score: ((ratio - 1.0) / 2.0).min(1.0) * 0.8,
                     evidence_sql: format!(
                         "SELECT to_char({tq}, '%A') AS weekday, median(per_day) AS median_per_day FROM (SELECT date_trunc('day', {tq}) AS {tq}, sum({mq}) AS per_day FROM {} GROUP BY 1) AS days GROUP BY 1 ORDER BY 2 DESC",
-                        self.from()
+                        self.relation()
                     ),
                     recommendation: format!("plan around the weekly pattern: staff and stock for {}s", WEEKDAYS[hi]),
                 });
@@ -245,7 +245,7 @@ impl Ctx<'_> {
             let sql = format!(
                 "SELECT CAST({cq} AS VARCHAR) AS segment, sum({mq}) / (SELECT sum({mq}) FROM {from}) AS share, count(*) OVER () AS segments \
                  FROM {from} WHERE {cq} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC LIMIT 1",
-                from = self.from()
+                from = self.relation()
             );
             let row = Row::query(self.state, &sql).await?;
             let (Some(segment), Some(share), Some(k)) =
@@ -264,7 +264,7 @@ impl Ctx<'_> {
                 score: (lift * 2.0).min(1.0) * 0.7 + 0.1,
                 evidence_sql: format!(
                     "SELECT {cq}, sum({mq}) AS {mq}, 100 * sum({mq}) / (SELECT sum({mq}) FROM {from}) AS pct FROM {from} GROUP BY 1 ORDER BY 2 DESC",
-                    from = self.from()
+                    from = self.relation()
                 ),
                 recommendation: format!("break {} down by {} before comparing totals", m.name, c.name),
             });
@@ -284,7 +284,7 @@ impl Ctx<'_> {
             "SELECT sum(CASE WHEN rn <= ceil(n * 0.2) THEN v END) / sum(v) AS share FROM (
                SELECT v, row_number() OVER (ORDER BY v DESC) AS rn, count(*) OVER () AS n
                FROM (SELECT {eq} AS k, sum({mq}) AS v FROM {} GROUP BY 1) AS per_key) AS ranked",
-            self.from()
+            self.relation()
         );
         let share = Row::query(self.state, &sql)
             .await?
@@ -309,7 +309,7 @@ impl Ctx<'_> {
             score: ((share - 0.2) * 1.2).clamp(0.0, 1.0) * 0.7,
             evidence_sql: format!(
                 "SELECT {eq}, sum({mq}) AS {mq} FROM {} GROUP BY 1 ORDER BY 2 DESC LIMIT 20",
-                self.from()
+                self.relation()
             ),
             recommendation: format!(
                 "the few largest {} values matter most: watch them first",
@@ -341,7 +341,7 @@ impl Ctx<'_> {
             .collect();
         let row = Row::query(
             self.state,
-            &format!("SELECT {} FROM {}", select.join(", "), self.from()),
+            &format!("SELECT {} FROM {}", select.join(", "), self.relation()),
         )
         .await?;
         let mut out = Vec::new();
@@ -369,7 +369,7 @@ impl Ctx<'_> {
                     "SELECT corr({}, {}) AS r FROM {}",
                     quote_ident(a),
                     quote_ident(b),
-                    self.from()
+                    self.relation()
                 ),
                 recommendation: format!("when you explain {a}, account for {b}"),
             });

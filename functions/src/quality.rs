@@ -160,7 +160,7 @@ impl Fixes<'_> {
             "CREATE OR REPLACE VIEW {} AS SELECT {} FROM {}",
             self.view_name(suffix),
             columns.join(", "),
-            self.source.from_clause()
+            self.source.relation_sql()
         )
     }
 
@@ -180,13 +180,13 @@ impl Fixes<'_> {
     fn select_where(&self, condition: &str) -> String {
         format!(
             "SELECT * FROM {} WHERE {condition}",
-            self.source.from_clause()
+            self.source.relation_sql()
         )
     }
 }
 
 async fn duplicates(state: &SessionState, fixes: &Fixes<'_>) -> Result<Option<Finding>> {
-    let from = fixes.source.from_clause();
+    let from = fixes.source.relation_sql();
     let sql = format!("SELECT count(*) AS n FROM (SELECT DISTINCT * FROM {from}) AS d");
     let distinct = Row::query(state, &sql).await?.int("n").unwrap_or(0);
     let extra = fixes.table.rows - distinct;
@@ -243,7 +243,7 @@ fn column_checks(fixes: &Fixes<'_>, c: &ColumnStats) -> Vec<Finding> {
                 c.name,
                 c.min.clone().unwrap_or_default()
             ),
-            sql: format!("SELECT DISTINCT {q} FROM {}", fixes.source.from_clause()),
+            sql: format!("SELECT DISTINCT {q} FROM {}", fixes.source.relation_sql()),
         });
     }
     if c.kind == Kind::Text && c.non_null > 0 {
@@ -348,7 +348,7 @@ async fn value_checks(state: &SessionState, fixes: &Fixes<'_>) -> Result<Vec<Fin
         &format!(
             "SELECT {} FROM {}",
             counts.join(", "),
-            fixes.source.from_clause()
+            fixes.source.relation_sql()
         ),
     )
     .await?;
@@ -422,7 +422,7 @@ async fn spellings(
                  FROM {} WHERE {q} IS NOT NULL GROUP BY 1, 2) AS spelled
            GROUP BY k) AS grouped
          WHERE variants > 1",
-        fixes.source.from_clause()
+        fixes.source.relation_sql()
     );
     let row = Row::query(state, &sql).await?;
     let affected = row.int("affected").unwrap_or(0);

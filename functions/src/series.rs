@@ -38,11 +38,7 @@ impl Grain {
             Grain::Day => &[7],
             Grain::Hour => &[24, 168],
         };
-        candidates
-            .iter()
-            .copied()
-            .filter(|p| len >= 2 * p + 1)
-            .collect()
+        candidates.iter().copied().filter(|p| len > 2 * p).collect()
     }
 }
 
@@ -63,7 +59,7 @@ pub(crate) async fn load(
 ) -> Result<Series> {
     let t = format!("CAST({} AS TIMESTAMP)", quote_ident(time_col));
     let v = quote_ident(value_col);
-    let from = source.from_clause();
+    let from = source.relation_sql();
     let shape = Row::query(
         state,
         &format!("SELECT count(CASE WHEN date_trunc('day', {t}) <> {t} THEN 1 END) AS intraday FROM {from}"),

@@ -47,7 +47,7 @@ impl Source {
     }
 
     /// The `FROM` item for SQL over this source.
-    pub(crate) fn from_clause(&self) -> String {
+    pub(crate) fn relation_sql(&self) -> String {
         match self {
             Source::Table(name) => name.clone(),
             Source::Query(sql) => format!("({sql}) AS source"),
@@ -61,7 +61,7 @@ impl Source {
         select: &str,
         rest: &str,
     ) -> Result<DataFrame> {
-        let sql = format!("SELECT {select} FROM {} {rest}", self.from_clause());
+        let sql = format!("SELECT {select} FROM {} {rest}", self.relation_sql());
         let plan = state.create_logical_plan(&sql).await?;
         Ok(DataFrame::new(state.clone(), plan))
     }

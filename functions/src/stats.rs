@@ -233,7 +233,7 @@ pub(crate) async fn collect(state: &SessionState, source: &Source) -> Result<Tab
         "SELECT {} FROM (SELECT {} FROM {}) AS profiled",
         select.join(", "),
         derived.join(", "),
-        source.from_clause()
+        source.relation_sql()
     );
     let row = Row::query(state, &sql).await?;
 
@@ -249,7 +249,7 @@ pub(crate) async fn collect(state: &SessionState, source: &Source) -> Result<Tab
     let distinct = if exact.is_empty() {
         None
     } else {
-        let sql = format!("SELECT {} FROM {}", exact.join(", "), source.from_clause());
+        let sql = format!("SELECT {} FROM {}", exact.join(", "), source.relation_sql());
         Some(Row::query(state, &sql).await?)
     };
 
