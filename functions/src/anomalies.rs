@@ -25,6 +25,7 @@ use datafusion::arrow::array::{
     Float64Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::common::cast::{as_float64_array, as_int64_array};
 use datafusion::common::{plan_err, DataFusionError, Result};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::Expr;
@@ -173,15 +174,8 @@ impl Anomalies {
         let mut out = Out::new(false);
         for batch in &batches {
             let ids = datafusion::arrow::compute::cast(batch.column(0), &DataType::Int64)?;
-            let ids = ids
-                .as_any()
-                .downcast_ref::<datafusion::arrow::array::Int64Array>()
-                .expect("int64");
-            let values = batch
-                .column(1)
-                .as_any()
-                .downcast_ref::<datafusion::arrow::array::Float64Array>()
-                .expect("f64");
+            let ids = as_int64_array(&ids)?;
+            let values = as_float64_array(batch.column(1))?;
             for i in 0..batch.num_rows() {
                 let value = values.value(i);
                 let score = (value - m) / sigma;

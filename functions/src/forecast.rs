@@ -119,7 +119,9 @@ impl Report for ForecastReport {
             fit.predict(self.horizon, LEVEL).map_err(model_error)?
         };
         let step = series.grain.micros();
-        let last = *series.ts.last().expect("at least MIN_POINTS buckets");
+        let Some(&last) = series.ts.last() else {
+            return plan_err!("forecast needs at least {MIN_POINTS} periods, got none");
+        };
         let mut ts = TimestampMicrosecondBuilder::new();
         let mut point = Float64Builder::new();
         let mut lower = Float64Builder::new();

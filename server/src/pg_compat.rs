@@ -5,9 +5,10 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, Int64Array, StringArray};
+use datafusion::arrow::array::{ArrayRef, Int64Array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
+use datafusion::common::cast::as_string_array;
 use datafusion::logical_expr::{create_udf, ColumnarValue, Volatility};
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
@@ -49,10 +50,7 @@ pub fn register(ctx: &SessionContext) {
         Arc::new(|args: &[ColumnarValue]| {
             let arrays = ColumnarValue::values_to_arrays(args)?;
             let names = cast(&arrays[0], &DataType::Utf8)?;
-            let names = names
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .expect("cast to Utf8 gives a StringArray");
+            let names = as_string_array(&names)?;
             let oids: Int64Array = names.iter().map(|n| n.and_then(builtin_type_oid)).collect();
             let out: ArrayRef = Arc::new(oids);
             Ok(
