@@ -3,11 +3,13 @@
 //! Each function takes a table or view name the caller can read, or a query in
 //! parentheses, and answers with rows (see `DESIGN.md` for the columns). The work is
 //! DataFusion aggregates over the input's plan, so it runs under the session's memory
-//! pool and stops when the query is cancelled. Shipped so far: `profile`, `quality`,
-//! `anomalies`, `forecast` and `insights`. Still to come: `ask`.
+//! pool and stops when the query is cancelled: `profile`, `quality`, `anomalies`,
+//! `forecast` and `insights`. [`ask`] answers questions in plain language with
+//! validated SQL (`ask`, `ask_sql`).
 //!
 //! This crate has no sockets and no server code.
 
+pub mod ask;
 mod anomalies;
 mod forecast;
 mod insights;
@@ -29,8 +31,9 @@ pub use profile::Profile;
 pub use quality::Quality;
 pub use report::ReportFunc;
 
-/// Registers every InsightFlow function on `ctx`.
-pub fn register_all(ctx: &SessionContext) {
+/// Registers every InsightFlow function on `ctx`; `asker` answers `ask` questions.
+pub fn register_all(ctx: &SessionContext, asker: ask::Asker) {
+    ask::register(ctx, asker);
     ctx.register_udtf("profile", Arc::new(ReportFunc::<Profile>::default()));
     ctx.register_udtf("quality", Arc::new(ReportFunc::<Quality>::default()));
     ctx.register_udtf("anomalies", Arc::new(ReportFunc::<Anomalies>::default()));

@@ -53,6 +53,7 @@ pub async fn serve(
         data_dir: config.data_dir.clone(),
         allow_paths: config.allow_paths.clone(),
         datafusion: config.datafusion.clone(),
+        llm: config.llm.clone(),
     })
     .await?;
     bootstrap_admin(engine.catalog().store(), &config.data_dir)?;

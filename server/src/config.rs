@@ -8,7 +8,10 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use anyhow::{bail, Context};
+use insightflow_functions::ask::LlmConfig;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
@@ -16,6 +19,7 @@ pub const DEFAULT_DATA_DIR: &str = "./insightflow-data";
 pub const DEFAULT_PG_ADDR: &str = "127.0.0.1:5433";
 pub const DEFAULT_FLIGHT_ADDR: &str = "127.0.0.1:50051";
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+pub const DEFAULT_LLM_MODEL: &str = "gpt-4o-mini";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -70,6 +74,16 @@ pub struct ServeArgs {
     /// Load the demo data set (sales, customers, products) at start.
     #[arg(long, env = "INSIGHTFLOW_DEMO", num_args = 0..=1, default_missing_value = "true")]
     pub demo: Option<bool>,
+    /// OpenAI-compatible endpoint for ask(), ending in /v1; without it the offline
+    /// translator answers. The key comes from INSIGHTFLOW_LLM_API_KEY or OPENAI_API_KEY.
+    #[arg(long, env = "INSIGHTFLOW_LLM_BASE_URL")]
+    pub llm_base_url: Option<String>,
+    /// Model name sent to the endpoint [default: gpt-4o-mini].
+    #[arg(long, env = "INSIGHTFLOW_LLM_MODEL")]
+    pub llm_model: Option<String>,
+    /// Seconds to wait for the model, retries included [default: 30].
+    #[arg(long, env = "INSIGHTFLOW_LLM_TIMEOUT_SECS")]
+    pub llm_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +117,9 @@ pub struct FileConfig {
     pub tls_key: Option<PathBuf>,
     pub allow_path: Option<Vec<PathBuf>>,
     pub demo: Option<bool>,
+    pub llm_base_url: Option<String>,
+    pub llm_model: Option<String>,
+    pub llm_timeout_secs: Option<u64>,
     /// Passed to DataFusion's `ConfigOptions::set`, e.g. `execution.batch_size = 8192`.
     #[serde(default)]
     pub datafusion: HashMap<String, toml::Value>,
@@ -127,6 +144,8 @@ pub struct ServeConfig {
     pub allow_paths: Vec<PathBuf>,
     pub demo: bool,
     pub datafusion: HashMap<String, String>,
+    /// The model behind ask(); `None`: the offline translator.
+    pub llm: Option<LlmConfig>,
 }
 
 impl ServeConfig {
@@ -184,6 +203,24 @@ impl ServeConfig {
             },
             demo: args.demo.or(file.demo).unwrap_or(false),
             datafusion,
+            llm: args.llm_base_url.or(file.llm_base_url).map(|base_url| LlmConfig {
+                base_url,
+                model: args
+                    .llm_model
+                    .or(file.llm_model)
+                    .unwrap_or_else(|| DEFAULT_LLM_MODEL.to_string()),
+                // A secret: from the environment only, never a flag or the file.
+                api_key: std::env::var("INSIGHTFLOW_LLM_API_KEY")
+                    .or_else(|_| std::env::var("OPENAI_API_KEY"))
+                    .ok()
+                    .filter(|k| !k.is_empty()),
+                timeout: Duration::from_secs(
+                    args.llm_timeout_secs
+                        .or(file.llm_timeout_secs)
+                        .unwrap_or(30)
+                        .max(1),
+                ),
+            }),
         })
     }
 }

@@ -17,6 +17,7 @@ use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
+use insightflow_functions::ask::{Asker, LlmConfig, LlmGenerator, OfflineTranslator, SqlGenerator};
 use insightflow_catalog::{AllowedRoots, Catalog, CatalogOutcome, CatalogStore};
 use insightflow_catalog::{DEFAULT_CATALOG, DEFAULT_SCHEMA};
 
@@ -30,6 +31,8 @@ pub struct EngineOptions {
     pub allow_paths: Vec<PathBuf>,
     /// `datafusion.*` settings passed to `ConfigOptions::set`.
     pub datafusion: HashMap<String, String>,
+    /// The model behind `ask`; `None`: the offline translator.
+    pub llm: Option<LlmConfig>,
 }
 
 impl EngineOptions {
@@ -38,6 +41,7 @@ impl EngineOptions {
             data_dir: data_dir.into(),
             allow_paths: Vec::new(),
             datafusion: HashMap::new(),
+            llm: None,
         }
     }
 }
@@ -99,7 +103,11 @@ impl Engine {
         setup_pg_catalog(&ctx, DEFAULT_CATALOG, EmptyContextProvider)
             .map_err(|e| anyhow::anyhow!("cannot set up pg_catalog: {e}"))?;
         pg_compat::register(&ctx);
-        insightflow_functions::register_all(&ctx);
+        let generator: Arc<dyn SqlGenerator> = match &options.llm {
+            Some(llm) => Arc::new(LlmGenerator::new(llm.clone())),
+            None => Arc::new(OfflineTranslator),
+        };
+        insightflow_functions::register_all(&ctx, Asker::new(generator));
         insightflow_connectors::register_all(&ctx);
 
         let engine = Self {

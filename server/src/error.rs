@@ -9,6 +9,7 @@ use datafusion::arrow::error::ArrowError;
 use datafusion::error::DataFusionError;
 use datafusion::sql::sqlparser::parser::ParserError;
 use insightflow_catalog::Error as CatalogError;
+use insightflow_functions::ask::AskError;
 use pgwire::error::{ErrorInfo, PgWireError};
 
 /// A SQLSTATE and the message to show.
@@ -36,6 +37,8 @@ pub mod sqlstate {
     pub const OUT_OF_MEMORY: &str = "53200";
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
     pub const IO_ERROR: &str = "58030";
+    pub const INVALID_PARAMETER_VALUE: &str = "22023";
+    pub const SYSTEM_ERROR: &str = "58000";
     pub const INTERNAL: &str = "XX000";
 }
 
@@ -74,6 +77,14 @@ pub fn classify(e: &DataFusionError) -> ErrorClass {
         DataFusionError::Execution(_) if lower.contains("not found") => UNDEFINED_TABLE,
         DataFusionError::Execution(_) => DATA_EXCEPTION,
         DataFusionError::Configuration(_) => SYNTAX_OR_ACCESS,
+        DataFusionError::External(inner) if inner.downcast_ref::<AskError>().is_some() => {
+            match inner.downcast_ref::<AskError>() {
+                Some(AskError::Refused { .. }) => INSUFFICIENT_PRIVILEGE,
+                Some(AskError::Invalid { error, .. }) => classify(error).sqlstate,
+                Some(AskError::Model(_)) => SYSTEM_ERROR,
+                _ => INVALID_PARAMETER_VALUE,
+            }
+        }
         DataFusionError::External(inner) => match inner.downcast_ref::<CatalogError>() {
             Some(CatalogError::PathNotAllowed { .. }) => INSUFFICIENT_PRIVILEGE,
             Some(CatalogError::UserExists { .. }) => DUPLICATE_OBJECT,
@@ -156,6 +167,7 @@ pub fn grpc_code(sqlstate: &str) -> tonic::Code {
         "28P01" | "28000" => Code::Unauthenticated,
         "57014" => Code::Cancelled,
         "0A000" => Code::Unimplemented,
+        "58000" => Code::Unavailable,
         s if s.starts_with("53") => Code::ResourceExhausted,
         s if s.starts_with("42") || s.starts_with("22") => Code::InvalidArgument,
         _ => Code::Internal,

@@ -13,6 +13,8 @@ async fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // One TLS crypto provider for the whole process (pgwire, Flight, the LLM client).
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => match ServeConfig::resolve(args) {

@@ -6,6 +6,7 @@
 //! (`CREATE EXTERNAL TABLE`, `CREATE VIEW`, `DROP`, `COPY ... TO`) go through the
 //! [`Engine`]'s catalog, and its opaque errors get real SQLSTATEs ([`PgErrors`]).
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -15,7 +16,9 @@ use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use datafusion_postgres::{DfSessionService, Parser, QueryHook};
-use futures::Sink;
+use futures::{Sink, SinkExt};
+use insightflow_functions::ask::collect_notices;
+use parking_lot::Mutex;
 use insightflow_catalog::{Catalog, CatalogOutcome};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
@@ -23,7 +26,7 @@ use pgwire::api::results::{FieldInfo, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, ErrorHandler, Type};
-use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use tracing::debug;
 
@@ -56,6 +59,7 @@ impl PgSession {
         ));
         let parser = Arc::new(PgParser {
             inner: ExtendedQueryHandler::query_parser(inner.as_ref()),
+            notices: Mutex::new(HashMap::new()),
         });
         Self {
             engine,
@@ -124,8 +128,14 @@ impl SimpleQueryHandler for PgSession {
             Ok(stmts) if stmts.iter().any(Catalog::handles) => stmts,
             // Queries (and pg syntax DataFusion's parser does not know) go as they came.
             _ => {
-                let mut responses =
-                    SimpleQueryHandler::do_query(self.inner.as_ref(), client, query).await?;
+                let (responses, notices) = collect_notices(SimpleQueryHandler::do_query(
+                    self.inner.as_ref(),
+                    client,
+                    query,
+                ))
+                .await;
+                send_notices(client, notices).await?;
+                let mut responses = responses?;
                 self.watch(client, &mut responses);
                 return Ok(responses);
             }
@@ -137,7 +147,14 @@ impl SimpleQueryHandler for PgSession {
                 self.run_catalog_statement(stmt).await.map(|r| vec![r])
             } else {
                 let text = stmt.to_string();
-                SimpleQueryHandler::do_query(self.inner.as_ref(), client, &text).await
+                let (result, notices) = collect_notices(SimpleQueryHandler::do_query(
+                    self.inner.as_ref(),
+                    client,
+                    &text,
+                ))
+                .await;
+                send_notices(client, notices).await?;
+                result
             };
             match result {
                 Ok(r) => responses.extend(r),
@@ -182,6 +199,8 @@ impl ExtendedQueryHandler for PgSession {
                 return self.run_catalog_statement(stmt).await;
             }
         }
+        let pending = self.parser.take_notices(client.pid_and_secret_key().0);
+        send_notices(client, pending).await?;
         let mut response =
             ExtendedQueryHandler::do_query(self.inner.as_ref(), client, portal, max_rows).await?;
         self.watch(client, std::slice::from_mut(&mut response));
@@ -193,6 +212,30 @@ impl ExtendedQueryHandler for PgSession {
 /// (planned nothing) so `do_query` can hand them to the catalog.
 pub(crate) struct PgParser {
     inner: Arc<Parser>,
+    /// Notices raised while planning (the SQL `ask` generated), by connection, until
+    /// the portal runs: Parse has no way to send them.
+    notices: Mutex<HashMap<i32, Vec<String>>>,
+}
+
+impl PgParser {
+    fn take_notices(&self, pid: i32) -> Vec<String> {
+        self.notices.lock().remove(&pid).unwrap_or_default()
+    }
+}
+
+/// Sends `notices` to the client as NOTICE messages (psql prints them).
+async fn send_notices<C>(client: &mut C, notices: Vec<String>) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    for notice in notices {
+        let info = ErrorInfo::new("NOTICE".to_string(), "00000".to_string(), notice);
+        client
+            .send(PgWireBackendMessage::NoticeResponse(info.into()))
+            .await?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -211,7 +254,12 @@ impl QueryParser for PgParser {
         if catalog_statement(sql).is_some() {
             return Ok(Some((sql.to_string(), None)));
         }
-        self.inner.parse_sql(client, sql, types).await
+        let (parsed, notices) = collect_notices(self.inner.parse_sql(client, sql, types)).await;
+        if !notices.is_empty() {
+            let pid = client.pid_and_secret_key().0;
+            self.notices.lock().entry(pid).or_default().extend(notices);
+        }
+        parsed
     }
 
     fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
