@@ -4,6 +4,7 @@
 mod common;
 
 mod analytics;
+mod ask;
 mod compat;
 mod flight;
 mod formats;

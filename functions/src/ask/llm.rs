@@ -220,10 +220,9 @@ pub(crate) fn extract_sql(reply: &str) -> Option<String> {
         Some(block) => block.to_string(),
         None => {
             let lower = reply.to_lowercase();
-            let start = ["select", "with"]
-                .iter()
-                .filter_map(|kw| find_word(&lower, kw))
-                .min()?;
+            // A query has a SELECT; "with" alone is just a word of prose.
+            let select = find_word(&lower, "select")?;
+            let start = find_word(&lower[..select], "with").unwrap_or(select);
             reply[start..].to_string()
         }
     };

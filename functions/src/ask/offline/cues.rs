@@ -213,6 +213,13 @@ impl Vocabulary {
                 let name = column.name.to_lowercase().replace('_', " ");
                 let words = stems(&name);
                 phrases.push((words.clone(), Meaning::Column(col)));
+                // "customer segment", "product category": the table names the column.
+                let table_word = singular(&table.name.to_lowercase());
+                if words.first() != Some(&table_word) {
+                    let mut qualified = vec![table_word];
+                    qualified.extend(words.iter().cloned());
+                    phrases.push((qualified, Meaning::Column(col)));
+                }
                 if words.len() == 1 {
                     phrases.push((vec![words[0].replace(' ', "")], Meaning::Column(col)));
                 }

@@ -452,7 +452,10 @@ impl Query {
         let mut select: Vec<String> = self
             .groups
             .iter()
-            .map(|(e, alias)| format!("{} AS {}", render(e), quote_if_needed(alias)))
+            .map(|(e, alias)| match e {
+                Expr::Column(c) if !qualify && c.summary(catalog).name == *alias => render(e),
+                _ => format!("{} AS {}", render(e), quote_if_needed(alias)),
+            })
             .collect();
         if let Some((e, alias)) = &self.measure {
             select.push(format!("{} AS {}", render(e), quote_if_needed(alias)));
