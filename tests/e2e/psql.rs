@@ -132,3 +132,19 @@ async fn psql_wrong_password_fails() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn psql_asks_a_question_and_shows_the_sql_that_ran() {
+    let server = TestServer::spawn();
+    let (ok, out) = psql(
+        &server,
+        ADMIN_PASSWORD,
+        &["-A", "-t", "-F", ",", "-c", "SELECT * FROM ask('top 2 regions by revenue')"],
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("NOTICE:  ask: SELECT region, sum(revenue) AS total_revenue FROM sales GROUP BY 1 ORDER BY total_revenue DESC, 1 LIMIT 2"),
+        "{out}"
+    );
+    assert!(out.contains("East,557878.5\nSouth,539455"), "{out}");
+}

@@ -212,3 +212,22 @@ def test_anomalies_and_forecast_from_psycopg_and_adbc(server):
     assert len(rows) == 7
     assert rows[0][0] == datetime.datetime(2026, 1, 1)
     assert all(lo <= f <= hi for _, f, lo, hi in rows)
+
+
+def test_ask_from_psycopg_and_adbc(server):
+    """ask() answers over both protocols; psycopg receives the generated SQL as a notice."""
+    question = "SELECT * FROM ask('how many orders in the West region')"
+    notices = []
+    with psycopg.connect(server.pg_dsn) as conn:
+        conn.add_notice_handler(lambda d: notices.append(d.message_primary))
+        assert conn.execute(question).fetchall() == [(505,)]
+        sql = conn.execute("SELECT ask_sql('how many orders in the West region')").fetchone()[0]
+    assert notices == [f"ask: {sql}"]
+    assert sql == "SELECT count(*) AS count FROM sales WHERE region = 'West' LIMIT 1000"
+    with flight_connect(server) as conn, conn.cursor() as cur:
+        cur.execute(question)
+        assert cur.fetchall() == [(505,)]
+        cur.execute("SELECT * FROM ask('average unit price by category') ORDER BY category")
+        rows = cur.fetchall()
+    assert [r[0] for r in rows] == ["Electronics", "Furniture", "Office"]
+    assert rows[2][1] == 3.0
