@@ -68,7 +68,7 @@ impl Report for Insights {
     }
 
     async fn compute(&self, state: &SessionState, source: &Source) -> Result<RecordBatch> {
-        let table = stats::collect(state, source).await?;
+        let table = stats::collect(state, source, stats::EXACT_DISTINCT_LIMIT).await?;
         let mut found = Vec::new();
         if table.rows > 0 {
             let ctx = Ctx {

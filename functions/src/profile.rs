@@ -5,9 +5,11 @@
 //! SELECT * FROM profile('(SELECT * FROM sales WHERE region = ''North'')');
 //! ```
 //!
-//! The statistics come from [`crate::stats`] (quartiles are t-digest approximations;
-//! distinct counts are exact up to [`crate::stats::EXACT_DISTINCT_LIMIT`], HyperLogLog
-//! estimates above). Top values come from one small `GROUP BY` per column.
+//! The statistics come from [`crate::stats`] (quartiles are t-digest approximations).
+//! `distinct_count` is exact for columns with at most 100,000 distinct values (or the
+//! limit given as a second argument: `profile('t', 1000000)`), a HyperLogLog estimate
+//! above: a count above the limit is an estimate. Top values come from one small
+//! `GROUP BY` per column.
 
 use std::sync::{Arc, LazyLock};
 
@@ -17,11 +19,11 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
-use datafusion::common::Result;
+use datafusion::common::{plan_err, Result, ScalarValue};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::Expr;
 
-use crate::report::{no_more_args, Report};
+use crate::report::Report;
 use crate::source::{quote_ident, Source};
 use crate::stats::{self, sql_type_name, Kind};
 
@@ -52,15 +54,33 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 });
 
 /// The `profile` report.
-#[derive(Debug, Default)]
-pub struct Profile;
+#[derive(Debug)]
+pub struct Profile {
+    /// Columns with at most this many distinct values get an exact count.
+    exact_limit: i64,
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Self {
+            exact_limit: stats::EXACT_DISTINCT_LIMIT,
+        }
+    }
+}
 
 #[async_trait]
 impl Report for Profile {
     const NAME: &'static str = "profile";
 
     fn from_args(args: &[Expr]) -> Result<Self> {
-        no_more_args(Self::NAME, args)
+        match args {
+            [] => Ok(Self::default()),
+            [Expr::Literal(value, _)] => match value.cast_to(&DataType::Int64) {
+                Ok(ScalarValue::Int64(Some(n))) if n >= 0 => Ok(Self { exact_limit: n }),
+                _ => plan_err!("profile's second argument is the largest distinct count to compute exactly, a number >= 0, like profile('t', 1000000); got {value}"),
+            },
+            _ => plan_err!("profile expects (table_name [, exact_distinct_limit]), got {} arguments", args.len() + 1),
+        }
     }
 
     fn schema(&self) -> SchemaRef {
@@ -68,7 +88,7 @@ impl Report for Profile {
     }
 
     async fn compute(&self, state: &SessionState, source: &Source) -> Result<RecordBatch> {
-        let table = stats::collect(state, source).await?;
+        let table = stats::collect(state, source, self.exact_limit).await?;
         let rows = table.rows;
         let mut b = Builders::default();
         for column in &table.columns {

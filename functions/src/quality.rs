@@ -101,7 +101,7 @@ impl Report for Quality {
     }
 
     async fn compute(&self, state: &SessionState, source: &Source) -> Result<RecordBatch> {
-        let table = stats::collect(state, source).await?;
+        let table = stats::collect(state, source, stats::EXACT_DISTINCT_LIMIT).await?;
         let fixes = Fixes {
             source,
             table: &table,

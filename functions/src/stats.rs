@@ -17,7 +17,8 @@ use datafusion::prelude::DataFrame;
 
 use crate::source::{quote_ident, Source};
 
-/// Up to this many distinct values (estimated) a column's distinct count is exact.
+/// By default, up to this many distinct values (estimated) a column's distinct count is
+/// exact.
 pub const EXACT_DISTINCT_LIMIT: i64 = 100_000;
 
 /// What kind of statistics a column gets.
@@ -204,7 +205,12 @@ impl Row {
 }
 
 /// Computes the statistics of every column of `source`.
-pub(crate) async fn collect(state: &SessionState, source: &Source) -> Result<TableStats> {
+/// Distinct counts are exact for columns estimated at or below `exact_limit`.
+pub(crate) async fn collect(
+    state: &SessionState,
+    source: &Source,
+    exact_limit: i64,
+) -> Result<TableStats> {
     let input = source.sql(state, "*", "").await?;
     let fields: Vec<(String, DataType)> = input
         .schema()
@@ -242,7 +248,7 @@ pub(crate) async fn collect(state: &SessionState, source: &Source) -> Result<Tab
         .enumerate()
         .filter(|(i, _)| {
             row.int(&format!("ad_{i}"))
-                .is_some_and(|d| d <= EXACT_DISTINCT_LIMIT)
+                .is_some_and(|d| d <= exact_limit)
         })
         .map(|(i, (name, _))| format!("count(DISTINCT {}) AS d_{i}", quote_ident(name)))
         .collect();
