@@ -86,11 +86,7 @@ impl Catalog {
                 match *s {
                     s @ Statement::CreateView(_) => ddl::create_view(self, ctx, s).await?,
                     s @ Statement::CreateSchema { .. } => ddl::create_schema(self, ctx, s).await?,
-                    Statement::CreateTable(_) => return Err(DataFusionError::NotImplemented(
-                        "CREATE TABLE (managed tables) is not available yet: register data with \
-                         CREATE EXTERNAL TABLE ... STORED AS CSV|PARQUET|JSON LOCATION '...'"
-                            .into(),
-                    )),
+                    s @ Statement::CreateTable(_) => ddl::create_table(self, ctx, s).await?,
                     Statement::Drop {
                         object_type,
                         if_exists,
@@ -129,6 +125,14 @@ impl Catalog {
             let sql = match object {
                 ObjectDef::ExternalTable(t) => ddl::external_table_sql(t),
                 ObjectDef::View(v) => v.sql.clone(),
+                ObjectDef::ManagedTable(t) => {
+                    if let Err(e) = ddl::register_managed(self, ctx, t) {
+                        let msg = format!("{}.{}: {e}", t.schema, t.name);
+                        warn!(object = %msg, "could not open managed table; it stays in the catalog");
+                        problems.push(msg);
+                    }
+                    continue;
+                }
             };
             let result = async { ctx.sql(&sql).await?.collect().await }.await;
             if let Err(e) = result {

@@ -3,7 +3,12 @@
 //! Order matters: a statement DataFusion refuses is never recorded, and a statement
 //! is acknowledged to the client only after its record is durable.
 
+use std::sync::Arc;
+
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::TableReference;
+use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+use datafusion::prelude::DataFrame;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{CreateExternalTable, Statement as DFStatement};
@@ -11,7 +16,8 @@ use datafusion::sql::sqlparser::ast::{ObjectName, ObjectNamePart, ObjectType, St
 
 use crate::catalog::{Catalog, CatalogOutcome, DEFAULT_CATALOG, DEFAULT_SCHEMA};
 use crate::paths::AllowedRoots;
-use crate::store::{ExternalTableDef, ObjectDef, ViewDef};
+use crate::managed::{columns_of, schema_of, tables_dir, ManagedTable};
+use crate::store::{ExternalTableDef, ManagedTableDef, ObjectDef, ViewDef};
 
 /// Plans and runs one statement to completion.
 pub(crate) async fn run(ctx: &SessionContext, stmt: DFStatement) -> Result<Vec<RecordBatch>> {
@@ -173,14 +179,106 @@ pub(crate) async fn drop(
             quote_ident(&table)
         );
         ctx.sql(&sql).await?.collect().await?;
-        catalog.store().update(|c| {
-            if let Some(i) = c.find_object(&schema, &table) {
-                c.objects.remove(i);
-            }
-            Ok(())
+        let removed = catalog.store().update(|c| {
+            Ok(c.find_object(&schema, &table).map(|i| c.objects.remove(i)))
         })?;
+        if let Some(ObjectDef::ManagedTable(t)) = removed {
+            remove_table_dir(catalog, &t.dir);
+        }
     }
     Ok(CatalogOutcome { tag, rows: None })
+}
+
+/// `CREATE TABLE t (...)` and `CREATE TABLE t AS SELECT ...`: a managed table.
+pub(crate) async fn create_table(
+    catalog: &Catalog,
+    ctx: &SessionContext,
+    stmt: Statement,
+) -> Result<CatalogOutcome> {
+    let Statement::CreateTable(create) = &stmt else {
+        return Err(DataFusionError::Internal("expected CREATE TABLE".into()));
+    };
+    let (schema, name) = schema_and_name(&create.name)?;
+    let is_ctas = create.query.is_some();
+    if create.temporary {
+        // Session-scoped and in memory, as in Postgres: nothing to persist.
+        run(ctx, DFStatement::Statement(Box::new(stmt))).await?;
+        return Ok(CatalogOutcome { tag: "CREATE TABLE", rows: None });
+    }
+    let plan = ctx
+        .state()
+        .statement_to_plan(DFStatement::Statement(Box::new(stmt.clone())))
+        .await?;
+    let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmd)) = plan else {
+        return Err(DataFusionError::Internal(format!("CREATE TABLE planned as {plan}")));
+    };
+    let reference = TableReference::partial(schema.as_str(), name.as_str());
+    if ctx.table_exist(reference.clone())? {
+        if cmd.if_not_exists {
+            return Ok(CatalogOutcome { tag: "CREATE TABLE", rows: None });
+        }
+        if !cmd.or_replace {
+            return Err(DataFusionError::Execution(format!(
+                "relation \"{name}\" already exists"
+            )));
+        }
+        drop(catalog, ctx, ObjectType::Table, true, vec![qualified_name(&schema, &name)], false)
+            .await?;
+    }
+    let arrow_schema = Arc::new(cmd.input.schema().as_arrow().clone());
+    let dir = uuid::Uuid::new_v4().to_string();
+    let table = ManagedTable::create(tables_dir(catalog.store().data_dir()).join(&dir), arrow_schema.clone())?;
+    ctx.register_table(reference.clone(), Arc::new(table.clone()))?;
+    let def = ManagedTableDef {
+        schema: schema.clone(),
+        name: name.clone(),
+        dir: dir.clone(),
+        columns: columns_of(&arrow_schema),
+    };
+    if let Err(e) = record(catalog, ctx, &schema, &name, ObjectDef::ManagedTable(def)) {
+        remove_table_dir(catalog, &dir);
+        return Err(e);
+    }
+    if !is_ctas {
+        return Ok(CatalogOutcome { tag: "CREATE TABLE", rows: None });
+    }
+    let filled = async {
+        let input = DataFrame::new(ctx.state(), cmd.input.as_ref().clone());
+        let stream = input.execute_stream().await?;
+        table.write(stream, false, &ctx.task_ctx()).await
+    }
+    .await;
+    match filled {
+        Ok(rows) => Ok(CatalogOutcome { tag: "SELECT", rows: Some(rows as usize) }),
+        Err(e) => {
+            // Like a rolled-back transaction: no half-made table stays behind.
+            let _ = drop(catalog, ctx, ObjectType::Table, true, vec![qualified_name(&schema, &name)], false).await;
+            Err(e)
+        }
+    }
+}
+
+/// Registers a recorded managed table in `ctx` (at start-up).
+pub(crate) fn register_managed(
+    catalog: &Catalog,
+    ctx: &SessionContext,
+    def: &ManagedTableDef,
+) -> Result<()> {
+    let schema = schema_of(def)?;
+    let table = ManagedTable::open(tables_dir(catalog.store().data_dir()).join(&def.dir), schema)?;
+    ctx.register_table(
+        TableReference::partial(def.schema.as_str(), def.name.as_str()),
+        Arc::new(table),
+    )?;
+    Ok(())
+}
+
+/// Deletes a dropped table's files; a failure only leaves files behind.
+fn remove_table_dir(catalog: &Catalog, dir: &str) {
+    let path = tables_dir(catalog.store().data_dir()).join(dir);
+    if let Err(e) = std::fs::remove_dir_all(&path) {
+        tracing::warn!(dir = %path.display(), error = %e, "could not remove a dropped table's files");
+    }
 }
 
 /// Records `def`, replacing an older definition of the same name. If the record

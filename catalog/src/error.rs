@@ -24,6 +24,8 @@ pub enum Error {
     UserExists { name: String },
     #[error("user \"{name}\" does not exist")]
     UserNotFound { name: String },
+    #[error("the recorded definition of {name} is unusable: {reason}")]
+    BadDefinition { name: String, reason: String },
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),
 }

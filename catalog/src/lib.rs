@@ -1,7 +1,7 @@
 //! The persistent catalog of InsightFlow.
 //!
 //! DataFusion keeps its catalog in memory. This crate makes the parts a user creates —
-//! schemas, external tables, views and users — survive a restart or a `kill -9`:
+//! schemas, external tables, views, managed tables and users — survive a restart or a `kill -9`:
 //! every successful DDL statement is recorded in `<data-dir>/catalog.json`, written
 //! atomically (temp file, fsync, rename, fsync of the directory), and replayed into a
 //! fresh `SessionContext` at start-up.
@@ -14,6 +14,7 @@
 mod catalog;
 mod ddl;
 mod error;
+mod managed;
 mod paths;
 mod store;
 mod users;
@@ -21,5 +22,6 @@ mod users;
 pub use catalog::{rows_affected, Catalog, CatalogOutcome, DEFAULT_CATALOG, DEFAULT_SCHEMA};
 pub use error::{Error, Result};
 pub use paths::AllowedRoots;
-pub use store::{CatalogStore, ExternalTableDef, ObjectDef, ViewDef};
+pub use managed::{tables_dir, ManagedTable, COMPACT_AT};
+pub use store::{CatalogStore, ExternalTableDef, ManagedTableDef, ObjectDef, ViewDef};
 pub use users::{ScramVerifier, UserDef, SCRAM_ITERATIONS};

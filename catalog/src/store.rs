@@ -43,12 +43,25 @@ pub struct ViewDef {
     pub sql: String,
 }
 
+/// A managed table: Parquet files under `<data-dir>/tables/<dir>`, listed by its
+/// manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManagedTableDef {
+    pub schema: String,
+    pub name: String,
+    /// The table's directory under `<data-dir>/tables/`.
+    pub dir: String,
+    /// `(name, Arrow type, nullable)` per column.
+    pub columns: Vec<(String, String, bool)>,
+}
+
 /// One table-like object, in creation order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ObjectDef {
     ExternalTable(ExternalTableDef),
     View(ViewDef),
+    ManagedTable(ManagedTableDef),
 }
 
 impl ObjectDef {
@@ -56,6 +69,7 @@ impl ObjectDef {
         match self {
             ObjectDef::ExternalTable(t) => &t.schema,
             ObjectDef::View(v) => &v.schema,
+            ObjectDef::ManagedTable(t) => &t.schema,
         }
     }
 
@@ -63,6 +77,7 @@ impl ObjectDef {
         match self {
             ObjectDef::ExternalTable(t) => &t.name,
             ObjectDef::View(v) => &v.name,
+            ObjectDef::ManagedTable(t) => &t.name,
         }
     }
 }
@@ -131,6 +146,11 @@ impl CatalogStore {
         Ok(out)
     }
 
+    /// The data dir this catalog lives in.
+    pub fn data_dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
     /// Schemas the user created, in creation order.
     pub fn schemas(&self) -> Vec<String> {
         self.read(|c| c.schemas.clone())
@@ -143,7 +163,13 @@ impl CatalogStore {
 }
 
 fn write_atomically(path: &Path, file: &CatalogFile) -> Result<()> {
-    let bytes = serde_json::to_vec_pretty(file).map_err(|source| Error::Corrupt {
+    write_json_atomically(path, file)
+}
+
+/// Writes `value` as JSON so that `path` holds either the old or the new content after
+/// a crash: temp file, fsync, rename, fsync of the directory.
+pub(crate) fn write_json_atomically<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|source| Error::Corrupt {
         path: path.display().to_string(),
         source,
     })?;
@@ -161,7 +187,7 @@ fn write_atomically(path: &Path, file: &CatalogFile) -> Result<()> {
     Ok(())
 }
 
-fn io_err(path: &Path, source: std::io::Error) -> Error {
+pub(crate) fn io_err(path: &Path, source: std::io::Error) -> Error {
     Error::Io {
         path: path.display().to_string(),
         source,

@@ -8,6 +8,7 @@ mod ask;
 mod compat;
 mod flight;
 mod formats;
+mod managed;
 mod persistence;
 mod pg_wire;
 mod psql;
