@@ -169,3 +169,54 @@ async fn create_as_truncate_drop_and_orphans() {
     assert!(err.as_db_error().is_some(), "{err}");
     assert_eq!(ints(&client, "SELECT count(*) FROM by_region").await, vec![1], "a failed insert adds nothing");
 }
+
+#[tokio::test]
+async fn copy_from_stdin_and_to_stdout_with_tokio_postgres() {
+    use futures::{SinkExt, TryStreamExt};
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::spawn_in(dir.path(), &[]);
+    let client = server.pg_client().await;
+    client
+        .batch_execute("CREATE TABLE people (id BIGINT NOT NULL, name TEXT, score DOUBLE PRECISION)")
+        .await
+        .unwrap();
+
+    // CSV with a header, quoted delimiters and empty (NULL) fields, in two chunks.
+    let sink = client
+        .copy_in("COPY people FROM STDIN WITH (FORMAT csv, HEADER true)")
+        .await
+        .unwrap();
+    futures::pin_mut!(sink);
+    sink.send(bytes::Bytes::from_static(b"id,name,score\n1,\"Smith, Ann\",1.5\n2,")).await.unwrap();
+    sink.send(bytes::Bytes::from_static(b"Bo,\n3,,7\n")).await.unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 3);
+
+    // Text format: tabs and \N, a column subset (the rest NULL).
+    let sink = client.copy_in("COPY people (id, name) FROM STDIN").await.unwrap();
+    futures::pin_mut!(sink);
+    sink.send(bytes::Bytes::from_static(b"10\tTen\n11\t\\N\n")).await.unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 2);
+
+    // A bad row fails the whole COPY: nothing of it is committed.
+    let sink = client.copy_in("COPY people FROM STDIN (FORMAT csv)").await.unwrap();
+    futures::pin_mut!(sink);
+    sink.send(bytes::Bytes::from_static(b"20,ok,1\nnot-a-number,x,2\n")).await.unwrap();
+    let err = sink.finish().await.unwrap_err();
+    assert!(err.as_db_error().is_some(), "{err}");
+    assert_eq!(ints(&client, "SELECT count(*) FROM people").await, vec![5]);
+
+    let out = client
+        .copy_out("COPY (SELECT id, name, score FROM people ORDER BY id) TO STDOUT WITH (FORMAT csv, HEADER)")
+        .await
+        .unwrap();
+    let chunks: Vec<bytes::Bytes> = out.try_collect().await.unwrap();
+    let text: String = chunks.iter().map(|c| String::from_utf8_lossy(c).to_string()).collect();
+    assert_eq!(
+        text,
+        "id,name,score\n1,\"Smith, Ann\",1.5\n2,Bo,\n3,,7.0\n10,Ten,\n11,,\n"
+    );
+    let out = client.copy_out("COPY people (id, name) TO STDOUT").await.unwrap();
+    let chunks: Vec<bytes::Bytes> = out.try_collect().await.unwrap();
+    assert_eq!(chunks.len(), 5, "one message per row");
+    assert!(chunks.iter().any(|c| c.as_ref() == b"11\t\\N\n"), "{chunks:?}");
+}

@@ -148,3 +148,27 @@ async fn psql_asks_a_question_and_shows_the_sql_that_ran() {
     );
     assert!(out.contains("East,557878.5\nSouth,539455"), "{out}");
 }
+
+#[tokio::test]
+async fn psql_copies_in_and_out() {
+    let server = TestServer::spawn();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let output = dir.path().join("out.csv");
+    std::fs::write(&input, "id,city\n1,Oslo\n2,\"Bergen, Vestland\"\n").unwrap();
+    let (ok, out) = psql(
+        &server,
+        ADMIN_PASSWORD,
+        &[
+            "-c", "CREATE TABLE cities (id INT, city TEXT)",
+            "-c", &format!("\\copy cities from '{}' with (format csv, header)", input.display()),
+            "-c", &format!("\\copy (SELECT * FROM cities ORDER BY id) to '{}' with (format csv, header)", output.display()),
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("COPY 2"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(&output).unwrap(),
+        "id,city\n1,Oslo\n2,\"Bergen, Vestland\"\n"
+    );
+}

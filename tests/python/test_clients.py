@@ -231,3 +231,19 @@ def test_ask_from_psycopg_and_adbc(server):
         rows = cur.fetchall()
     assert [r[0] for r in rows] == ["Electronics", "Furniture", "Office"]
     assert rows[2][1] == 3.0
+
+
+def test_psycopg_copy_in_and_out(server):
+    """psycopg's cursor.copy(): rows in through COPY FROM STDIN, back out through COPY TO STDOUT."""
+    with psycopg.connect(server.pg_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE copied (id BIGINT, label TEXT, at DATE)")
+        with conn.cursor() as cur:
+            with cur.copy("COPY copied (id, label, at) FROM STDIN") as copy:
+                for i in range(1000):
+                    copy.write_row((i, f"row {i}" if i % 10 else None, "2025-01-02"))
+        assert conn.execute("SELECT count(*), count(label), min(at) FROM copied").fetchone() == (
+            1000, 900, datetime.date(2025, 1, 2))
+        with conn.cursor() as cur:
+            with cur.copy("COPY (SELECT id, label FROM copied WHERE id < 3 ORDER BY id) TO STDOUT") as copy:
+                rows = [tuple(r) for r in copy.rows()]
+        assert rows == [("0", None), ("1", "row 1"), ("2", "row 2")]

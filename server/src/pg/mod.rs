@@ -2,6 +2,7 @@
 
 mod auth;
 mod cancel;
+mod copy;
 mod session;
 mod show;
 
@@ -74,6 +75,12 @@ impl PgWireServerHandlers for PgHandlers {
 
     fn error_handler(&self) -> Arc<impl ErrorHandler> {
         Arc::new(PgErrors)
+    }
+
+    fn copy_handler(&self) -> Arc<impl pgwire::api::copy::CopyHandler> {
+        Arc::new(copy::PgCopy {
+            ins: self.session.copy_ins.clone(),
+        })
     }
 
     fn cancel_handler(&self) -> Arc<impl CancelHandler> {

@@ -31,6 +31,7 @@ use pgwire::messages::PgWireBackendMessage;
 use tracing::debug;
 
 use super::cancel::RunningQueries;
+use super::copy::{self, CopyCommand, CopyIns};
 use super::show::PgCompatHook;
 use crate::engine::Engine;
 use crate::error::{refine_pg_error, to_pg_error};
@@ -43,6 +44,7 @@ pub(crate) struct PgSession {
     inner: Arc<DfSessionService>,
     parser: Arc<PgParser>,
     running: Arc<RunningQueries>,
+    pub(crate) copy_ins: Arc<CopyIns>,
 }
 
 impl PgSession {
@@ -66,6 +68,7 @@ impl PgSession {
             inner,
             parser,
             running,
+            copy_ins: Arc::default(),
         }
     }
 
@@ -84,6 +87,31 @@ impl PgSession {
         for response in responses {
             self.running.watch(pid, key.clone(), timeout, response);
         }
+    }
+
+    /// `COPY ... FROM STDIN` starts the copy sub-protocol; `TO STDOUT` streams rows.
+    async fn run_copy<C: ClientInfo>(
+        &self,
+        client: &C,
+        copy: datafusion::error::Result<CopyCommand>,
+    ) -> PgWireResult<Response> {
+        let response = match copy.map_err(|e| to_pg_error(&e))? {
+            CopyCommand::FromStdin {
+                table,
+                columns,
+                format,
+            } => {
+                let pid = client.pid_and_secret_key().0;
+                self.copy_ins
+                    .start(&self.engine, pid, table, columns, format)
+                    .await
+                    .map(Response::CopyIn)
+            }
+            CopyCommand::ToStdout { query, format } => copy::copy_out(&self.engine, &query, format)
+                .await
+                .map(Response::CopyOut),
+        };
+        response.map_err(|e| to_pg_error(&e))
     }
 
     async fn run_catalog_statement(&self, stmt: DFStatement) -> PgWireResult<Response> {
@@ -124,6 +152,9 @@ impl SimpleQueryHandler for PgSession {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        if let Some(copy) = copy::parse(query) {
+            return Ok(vec![self.run_copy(client, copy).await?]);
+        }
         let stmts = match Engine::parse(query) {
             Ok(stmts) if stmts.iter().any(Catalog::handles) => stmts,
             // Queries (and pg syntax DataFusion's parser does not know) go as they came.
@@ -198,6 +229,9 @@ impl ExtendedQueryHandler for PgSession {
             if let Some(stmt) = catalog_statement(sql) {
                 return self.run_catalog_statement(stmt).await;
             }
+            if let Some(copy) = copy::parse(sql) {
+                return self.run_copy(client, copy).await;
+            }
         }
         let pending = self.parser.take_notices(client.pid_and_secret_key().0);
         send_notices(client, pending).await?;
@@ -251,7 +285,7 @@ impl QueryParser for PgParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        if catalog_statement(sql).is_some() {
+        if catalog_statement(sql).is_some() || copy::parse(sql).is_some() {
             return Ok(Some((sql.to_string(), None)));
         }
         let (parsed, notices) = collect_notices(self.inner.parse_sql(client, sql, types)).await;
