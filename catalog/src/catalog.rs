@@ -109,6 +109,32 @@ impl Catalog {
         })
     }
 
+    /// Creates an empty managed table `schema.name` with `columns` (Flight ingest).
+    pub fn create_managed_table(
+        &self,
+        ctx: &SessionContext,
+        schema: &str,
+        name: &str,
+        columns: datafusion::arrow::datatypes::SchemaRef,
+    ) -> datafusion::error::Result<()> {
+        ddl::create_managed(self, ctx, schema, name, columns).map(|_| ())
+    }
+
+    /// Drops table `schema.name` and, if it is managed, its files.
+    pub async fn drop_table(
+        &self,
+        ctx: &SessionContext,
+        schema: &str,
+        name: &str,
+    ) -> datafusion::error::Result<()> {
+        let name = datafusion::sql::sqlparser::ast::ObjectName::from(vec![
+            datafusion::sql::sqlparser::ast::Ident::with_quote('"', schema),
+            datafusion::sql::sqlparser::ast::Ident::with_quote('"', name),
+        ]);
+        let object_type = datafusion::sql::sqlparser::ast::ObjectType::Table;
+        ddl::drop(self, ctx, object_type, true, vec![name], false).await.map(|_| ())
+    }
+
     /// Re-creates every recorded schema, table and view in `ctx` (at start-up).
     /// A definition that no longer works (its file was removed) is kept in the catalog
     /// and logged, so restoring the file brings the table back at the next start.

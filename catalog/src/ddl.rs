@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::TableReference;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan};
@@ -226,19 +227,7 @@ pub(crate) async fn create_table(
             .await?;
     }
     let arrow_schema = Arc::new(cmd.input.schema().as_arrow().clone());
-    let dir = uuid::Uuid::new_v4().to_string();
-    let table = ManagedTable::create(tables_dir(catalog.store().data_dir()).join(&dir), arrow_schema.clone())?;
-    ctx.register_table(reference.clone(), Arc::new(table.clone()))?;
-    let def = ManagedTableDef {
-        schema: schema.clone(),
-        name: name.clone(),
-        dir: dir.clone(),
-        columns: columns_of(&arrow_schema),
-    };
-    if let Err(e) = record(catalog, ctx, &schema, &name, ObjectDef::ManagedTable(def)) {
-        remove_table_dir(catalog, &dir);
-        return Err(e);
-    }
+    let table = create_managed(catalog, ctx, &schema, &name, arrow_schema)?;
     if !is_ctas {
         return Ok(CatalogOutcome { tag: "CREATE TABLE", rows: None });
     }
@@ -256,6 +245,33 @@ pub(crate) async fn create_table(
             Err(e)
         }
     }
+}
+
+/// Creates, registers and records an empty managed table.
+pub(crate) fn create_managed(
+    catalog: &Catalog,
+    ctx: &SessionContext,
+    schema: &str,
+    name: &str,
+    arrow_schema: SchemaRef,
+) -> Result<ManagedTable> {
+    let dir = uuid::Uuid::new_v4().to_string();
+    let table = ManagedTable::create(
+        tables_dir(catalog.store().data_dir()).join(&dir),
+        arrow_schema.clone(),
+    )?;
+    ctx.register_table(TableReference::partial(schema, name), Arc::new(table.clone()))?;
+    let def = ManagedTableDef {
+        schema: schema.to_string(),
+        name: name.to_string(),
+        dir: dir.clone(),
+        columns: columns_of(&arrow_schema),
+    };
+    if let Err(e) = record(catalog, ctx, schema, name, ObjectDef::ManagedTable(def)) {
+        remove_table_dir(catalog, &dir);
+        return Err(e);
+    }
+    Ok(table)
 }
 
 /// Registers a recorded managed table in `ctx` (at start-up).

@@ -10,7 +10,16 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::catalog::TableProvider;
+use datafusion::common::TableReference;
 use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::physical_plan::collect;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::{DataFrame, SessionConfig};
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
@@ -167,6 +176,57 @@ impl Engine {
                 "expected exactly one query, got: {sql}"
             ))),
         }
+    }
+}
+
+/// A stream that can be executed once, as the input of an insert plan.
+struct OnceStream(parking_lot::Mutex<Option<SendableRecordBatchStream>>, SchemaRef);
+
+impl std::fmt::Debug for OnceStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnceStream")
+    }
+}
+
+impl PartitionStream for OnceStream {
+    fn schema(&self) -> &SchemaRef {
+        &self.1
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        match self.0.lock().take() {
+            Some(stream) => stream,
+            None => Box::pin(RecordBatchStreamAdapter::new(
+                self.1.clone(),
+                futures::stream::once(async {
+                    Err(DataFusionError::Internal("insert input read twice".into()))
+                }),
+            )),
+        }
+    }
+}
+
+impl Engine {
+    /// Writes `rows` into `table` through the table's own insert plan (for a managed
+    /// table: one commit when the stream ends, nothing if it fails). Returns the row
+    /// count.
+    pub async fn insert_stream(
+        &self,
+        table: TableReference,
+        rows: SendableRecordBatchStream,
+        op: InsertOp,
+    ) -> Result<u64> {
+        let provider = self.ctx.table_provider(table).await?;
+        let schema = rows.schema();
+        let input = StreamingTable::try_new(schema.clone(), vec![Arc::new(OnceStream(
+            parking_lot::Mutex::new(Some(rows)),
+            schema,
+        ))])?;
+        let state = self.ctx.state();
+        let scan = TableProvider::scan(&input, &state, None, &[], None).await?;
+        let plan = provider.insert_into(&state, scan, op).await?;
+        let batches = collect(plan, state.task_ctx()).await?;
+        Ok(insightflow_catalog::rows_affected(&batches) as u64)
     }
 }
 

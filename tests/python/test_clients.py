@@ -247,3 +247,29 @@ def test_psycopg_copy_in_and_out(server):
             with cur.copy("COPY (SELECT id, label FROM copied WHERE id < 3 ORDER BY id) TO STDOUT") as copy:
                 rows = [tuple(r) for r in copy.rows()]
         assert rows == [("0", None), ("1", "row 1"), ("2", "row 2")]
+
+
+def test_adbc_ingest_modes(server):
+    """adbc_ingest: create, append, replace and create_append land in managed tables."""
+    import pyarrow as pa
+
+    first = pa.table({"id": pa.array([1, 2, 3], pa.int64()), "city": ["Oslo", "Bergen", None]})
+    more = pa.table({"id": pa.array([4], pa.int64()), "city": ["Tromsø"]})
+    with flight_connect(server) as conn, conn.cursor() as cur:
+        assert cur.adbc_ingest("ingested", first, mode="create") == 3
+        with pytest.raises(adbc_driver_manager.Error):
+            cur.adbc_ingest("ingested", first, mode="create")  # exists already
+        assert cur.adbc_ingest("ingested", more, mode="append") == 1
+        cur.execute("SELECT id, city FROM ingested ORDER BY id")
+        assert cur.fetchall() == [(1, "Oslo"), (2, "Bergen"), (3, None), (4, "Tromsø")]
+        replaced = pa.table({"x": pa.array([1.5, 2.5])})
+        assert cur.adbc_ingest("ingested", replaced, mode="replace") == 2
+        cur.execute("SELECT sum(x) FROM ingested")
+        assert cur.fetchone()[0] == 4.0
+        assert cur.adbc_ingest("fresh", more, mode="create_append") == 1
+        assert cur.adbc_ingest("fresh", more, mode="create_append") == 1
+        with pytest.raises(adbc_driver_manager.Error):
+            cur.adbc_ingest("nowhere", more, mode="append")
+    # What Flight ingested is there for pgwire clients too.
+    with psycopg.connect(server.pg_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM fresh").fetchone()[0] == 2

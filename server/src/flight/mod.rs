@@ -20,7 +20,8 @@ use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
     ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetDbSchemas,
     CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery,
-    CommandPreparedStatementUpdate, CommandStatementQuery, CommandStatementUpdate,
+    CommandPreparedStatementUpdate, CommandStatementIngest, CommandStatementQuery,
+    CommandStatementUpdate,
     DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
@@ -32,9 +33,11 @@ use base64::Engine as _;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::arrow::ipc::writer::IpcWriteOptions;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::ParamValues;
+use datafusion::common::{ParamValues, TableReference};
 use datafusion::error::DataFusionError;
+use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
@@ -45,7 +48,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::engine::{Engine, StatementResult};
 use crate::error::to_status;
-use insightflow_catalog::rows_affected;
+use insightflow_catalog::{rows_affected, DEFAULT_SCHEMA};
 
 type DoGetStream = <FlightSqlServer as FlightService>::DoGetStream;
 
@@ -465,6 +468,77 @@ impl FlightSqlService for FlightSqlServer {
     ) -> Result<i64, Status> {
         self.authenticate(&request)?;
         self.execute_update(&query.query).await
+    }
+
+    /// ADBC `adbc_ingest`: create, append, replace or create-append a managed table
+    /// from the streamed batches; all rows commit together.
+    async fn do_put_statement_ingest(
+        &self,
+        ticket: CommandStatementIngest,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        use arrow_flight::sql::{TableExistsOption, TableNotExistOption};
+        self.authenticate(&request)?;
+        if ticket.temporary {
+            return Err(Status::unimplemented("temporary ingest tables are not supported"));
+        }
+        let schema_name = ticket.schema.clone().unwrap_or_else(|| DEFAULT_SCHEMA.to_string());
+        let table = TableReference::partial(schema_name.as_str(), ticket.table.as_str());
+        let options = ticket.table_definition_options.unwrap_or_default();
+        let if_exists = TableExistsOption::try_from(options.if_exists).unwrap_or(TableExistsOption::Fail);
+        let if_not_exist =
+            TableNotExistOption::try_from(options.if_not_exist).unwrap_or(TableNotExistOption::Fail);
+
+        let mut batches = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
+            request.into_inner().map_err(FlightError::from),
+        )
+        .peekable();
+        // The schema comes with the first message, before any rows.
+        let _ = std::pin::Pin::new(&mut batches).peek().await;
+        let schema = batches
+            .get_ref()
+            .schema()
+            .cloned()
+            .ok_or_else(|| Status::invalid_argument("ingest stream has no schema"))?;
+
+        let ctx = self.engine.ctx();
+        let catalog = self.engine.catalog();
+        let exists = ctx.table_exist(table.clone()).map_err(|e| to_status(&e))?;
+        match (exists, if_exists, if_not_exist) {
+            (true, TableExistsOption::Append, _) => {}
+            (true, TableExistsOption::Replace, _) => {
+                catalog
+                    .drop_table(ctx, &schema_name, &ticket.table)
+                    .await
+                    .map_err(|e| to_status(&e))?;
+                catalog
+                    .create_managed_table(ctx, &schema_name, &ticket.table, schema.clone())
+                    .map_err(|e| to_status(&e))?;
+            }
+            (true, _, _) => {
+                return Err(Status::already_exists(format!(
+                    "table \"{}\" already exists (SQLSTATE 42P07)",
+                    ticket.table
+                )))
+            }
+            (false, _, TableNotExistOption::Create) => catalog
+                .create_managed_table(ctx, &schema_name, &ticket.table, schema.clone())
+                .map_err(|e| to_status(&e))?,
+            (false, _, _) => {
+                return Err(Status::not_found(format!(
+                    "table \"{}\" does not exist (SQLSTATE 42P01)",
+                    ticket.table
+                )))
+            }
+        }
+        let rows = batches.map_err(|e| DataFusionError::External(Box::new(e)));
+        let rows = Box::pin(RecordBatchStreamAdapter::new(schema, rows));
+        let written = self
+            .engine
+            .insert_stream(table, rows, InsertOp::Append)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(written as i64)
     }
 
     async fn get_flight_info_catalogs(

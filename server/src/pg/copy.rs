@@ -19,13 +19,9 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::csv::reader::{Decoder, ReaderBuilder};
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
-use datafusion::catalog::streaming::StreamingTable;
 use datafusion::common::{DataFusionError, Result, TableReference};
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::PartitionStream;
-use datafusion::physical_plan::{collect, ExecutionPlan};
 use datafusion::sql::sqlparser::ast::{
     CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Statement,
 };
@@ -212,8 +208,7 @@ impl CopyIns {
         columns: Vec<String>,
         format: CopyFormat,
     ) -> Result<CopyResponse> {
-        let ctx = engine.ctx();
-        let provider = ctx.table_provider(table.clone()).await?;
+        let provider = engine.ctx().table_provider(table.clone()).await?;
         let table_schema = provider.schema();
         let sent = if columns.is_empty() {
             table_schema.clone()
@@ -238,21 +233,12 @@ impl CopyIns {
                 .map_err(|e| DataFusionError::Plan(format!("COPY NULL '{}': {e}", format.null)))?;
             builder = builder.with_null_regex(regex);
         }
-        let (tx, rx) = mpsc::channel(4);
-        let input = StreamingTable::try_new(
-            table_schema.clone(),
-            vec![Arc::new(ChannelPartition {
-                schema: table_schema.clone(),
-                rows: Mutex::new(Some(rx)),
-            })],
-        )?;
-        let state = ctx.state();
-        let scan = datafusion::catalog::TableProvider::scan(&input, &state, None, &[], None).await?;
-        let plan: Arc<dyn ExecutionPlan> = provider.insert_into(&state, scan, InsertOp::Append).await?;
-        let task_ctx: Arc<TaskContext> = state.task_ctx();
+        let (tx, mut rx) = mpsc::channel::<Result<RecordBatch>>(4);
+        let rows = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let rows = Box::pin(RecordBatchStreamAdapter::new(table_schema.clone(), rows));
+        let engine = engine.clone();
         let insert = tokio::spawn(async move {
-            let batches = collect(plan, task_ctx).await?;
-            Ok(insightflow_catalog::rows_affected(&batches) as u64)
+            engine.insert_stream(table, rows, InsertOp::Append).await
         });
         let columns = sent.fields().len();
         self.0.lock().insert(
@@ -267,34 +253,6 @@ impl CopyIns {
             },
         );
         Ok(CopyResponse::new(0, columns, futures::stream::empty()))
-    }
-}
-
-/// The rows of one COPY FROM, as a one-time partition of a streaming table.
-struct ChannelPartition {
-    schema: SchemaRef,
-    rows: Mutex<Option<mpsc::Receiver<Result<RecordBatch>>>>,
-}
-
-impl Debug for ChannelPartition {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ChannelPartition")
-    }
-}
-
-impl PartitionStream for ChannelPartition {
-    fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
-    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let rx = self.rows.lock().take();
-        let stream = futures::stream::unfold(rx, |rx| async move {
-            let mut rx = rx?;
-            let item = rx.recv().await?;
-            Some((item, Some(rx)))
-        });
-        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream))
     }
 }
 
