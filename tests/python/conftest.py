@@ -30,6 +30,10 @@ class Server:
     def pg_dsn(self):
         return f"host={self.pg_host} port={self.pg_port} user=admin password={PASSWORD} dbname=insightflow"
 
+    @property
+    def sqlalchemy_url(self):
+        return f"postgresql+psycopg://admin:{PASSWORD}@{self.pg_host}:{self.pg_port}/insightflow"
+
 
 def start_server(data_dir):
     binary = os.environ.get("INSIGHTFLOW_BIN", str(ROOT / "target" / "debug" / "insightflow"))

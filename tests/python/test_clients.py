@@ -273,3 +273,26 @@ def test_adbc_ingest_modes(server):
     # What Flight ingested is there for pgwire clients too.
     with psycopg.connect(server.pg_dsn) as conn:
         assert conn.execute("SELECT count(*) FROM fresh").fetchone()[0] == 2
+
+
+def test_pandas_to_sql_and_read_sql(server):
+    """pandas through SQLAlchemy: to_sql creates a managed table and inserts, read_sql reads it back."""
+    import pandas as pd
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(server.sqlalchemy_url)
+    frame = pd.DataFrame({
+        "id": [1, 2, 3],
+        "name": ["a", "b", None],
+        "x": [1.5, None, 3.0],
+        "ok": [True, False, True],
+        "ts": pd.to_datetime(["2025-01-01 00:00", "2025-01-02 00:00", "2025-01-03 12:30"]),
+    })
+    frame.to_sql("frame", engine, index=False, method="multi")
+    frame.to_sql("frame", engine, index=False, method="multi", if_exists="append")
+    back = pd.read_sql("SELECT * FROM frame ORDER BY id, ts", engine)
+    assert len(back) == 6
+    assert back["id"].tolist() == [1, 1, 2, 2, 3, 3]
+    assert back["x"].isna().sum() == 2
+    assert back["ts"].iloc[-1] == pd.Timestamp("2025-01-03 12:30")
+    engine.dispose()
