@@ -296,3 +296,36 @@ def test_pandas_to_sql_and_read_sql(server):
     assert back["x"].isna().sum() == 2
     assert back["ts"].iloc[-1] == pd.Timestamp("2025-01-03 12:30")
     engine.dispose()
+
+
+def test_excel_tables(server):
+    """STORED AS EXCEL: sheet and range options, header row, a type per column; survives restart via the catalog."""
+    import openpyxl
+
+    path = os.path.join(server.data_dir, "files", "budget.xlsx")
+    book = openpyxl.Workbook()
+    first = book.active
+    first.title = "Notes"
+    first.append(["nothing to see"])
+    sheet = book.create_sheet("Q1")
+    sheet.append(["title row, not data"])
+    sheet.append(["team", "amount", "headcount", "start", "active"])
+    sheet.append(["Sales", 1200.5, 4, datetime.date(2025, 1, 6), True])
+    sheet.append(["Ops", 800, 2, datetime.date(2025, 2, 3), False])
+    sheet.append(["R&D", None, 7, datetime.date(2025, 3, 3), True])
+    book.save(path)
+    with psycopg.connect(server.pg_dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE EXTERNAL TABLE budget STORED AS EXCEL LOCATION 'budget.xlsx' "
+            "OPTIONS ('sheet' 'Q1', 'range' 'A2:E5')")
+        rows = conn.execute("SELECT team, amount, headcount, start, active FROM budget ORDER BY team").fetchall()
+        assert rows == [
+            ("Ops", 800.0, 2, datetime.date(2025, 2, 3), False),
+            ("R&D", None, 7, datetime.date(2025, 3, 3), True),
+            ("Sales", 1200.5, 4, datetime.date(2025, 1, 6), True),
+        ]
+        types = dict(conn.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'budget'").fetchall())
+        assert types == {"team": "Utf8", "amount": "Float64", "headcount": "Int64", "start": "Date32", "active": "Boolean"}
+        with pytest.raises(psycopg.Error, match="no sheet 'Q9'"):
+            conn.execute("CREATE EXTERNAL TABLE nope STORED AS EXCEL LOCATION 'budget.xlsx' OPTIONS ('sheet' 'Q9')")
