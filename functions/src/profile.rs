@@ -9,7 +9,8 @@
 //! `distinct_count` is exact for columns with at most 100,000 distinct values (or the
 //! limit given as a second argument: `profile('t', 1000000)`), a HyperLogLog estimate
 //! above: a count above the limit is an estimate. Top values come from one small
-//! `GROUP BY` per column.
+//! `GROUP BY` per column; columns of 10,000 values or more that are at least 90%
+//! distinct (ids, timestamps, measurements) get none, as no value repeats.
 
 use std::sync::{Arc, LazyLock};
 
@@ -29,6 +30,8 @@ use crate::stats::{self, sql_type_name, Kind};
 
 /// How many top values `top_values` lists.
 const TOP_VALUES: usize = 5;
+/// From this many values on, a column with 90% distinct values gets no top values.
+const MOSTLY_UNIQUE_MIN_ROWS: i64 = 10_000;
 
 static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     let text = |n: &str| Field::new(n, DataType::Utf8, true);
@@ -106,12 +109,22 @@ impl Report for Profile {
             b.p25.append_option(column.p25);
             b.median.append_option(column.p50);
             b.p75.append_option(column.p75);
-            b.top_values
-                .append_option(top_values(state, source, &column.name, column.kind).await?);
+            let top = if mostly_unique(column.non_null, column.distinct) {
+                None
+            } else {
+                top_values(state, source, &column.name, column.kind).await?
+            };
+            b.top_values.append_option(top);
             b.inferred_type.append_value(column.inferred_type());
         }
         b.finish()
     }
+}
+
+/// A large column whose values nearly never repeat has no top values worth a
+/// `GROUP BY` over millions of groups (ids, timestamps, measurements).
+fn mostly_unique(non_null: i64, distinct: Option<i64>) -> bool {
+    non_null >= MOSTLY_UNIQUE_MIN_ROWS && distinct.is_some_and(|d| d * 10 >= non_null * 9)
 }
 
 /// `part` of `whole` in percent (0–100), two decimals; `None` for an empty whole.
@@ -148,6 +161,17 @@ async fn top_values(
         }
     }
     Ok(Some(serde_json::Value::Array(items).to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_large_nearly_distinct_columns_skip_top_values() {
+        assert!(super::mostly_unique(1_000_000, Some(950_000)));
+        assert!(!super::mostly_unique(1_000_000, Some(10)));
+        assert!(!super::mostly_unique(2_000, Some(2_000)), "small tables keep them");
+        assert!(!super::mostly_unique(1_000_000, None));
+    }
 }
 
 #[derive(Default)]
