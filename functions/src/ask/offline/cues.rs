@@ -329,7 +329,7 @@ pub(crate) fn read(question: &str, catalog: &CatalogSummary) -> Result<Vec<Cue>,
     let mut cues = Vec::new();
     let mut i = 0;
     while i < tokens.len() {
-        let (cue, used) = read_one(&tokens, i, &vocabulary, catalog)?;
+        let (cue, used) = read_one(&tokens, i, &vocabulary)?;
         if let Some(cue) = cue {
             cues.push(cue);
         }
@@ -365,7 +365,6 @@ fn read_one(
     tokens: &[Token],
     i: usize,
     vocabulary: &Vocabulary,
-    catalog: &CatalogSummary,
 ) -> Result<(Option<Cue>, usize), String> {
     let t = &tokens[i];
     let next = tokens.get(i + 1).map(|t| t.word.as_str());
@@ -452,7 +451,7 @@ fn read_one(
         w => match (bucket(w), month(w)) {
             (Some(b), _) => Cue::Bucket(b),
             (None, Some(m)) => Cue::Month(m),
-            _ => return Ok(concept(tokens, i, vocabulary, catalog)),
+            _ => return Ok(concept(tokens, i, vocabulary)),
         },
     };
     Ok((Some(cue), 1))
@@ -478,7 +477,6 @@ fn concept(
     tokens: &[Token],
     i: usize,
     vocabulary: &Vocabulary,
-    catalog: &CatalogSummary,
 ) -> (Option<Cue>, usize) {
     let t = &tokens[i];
     let plural = t.word != t.stem;
@@ -514,6 +512,5 @@ fn concept(
         })
         .collect();
     candidates.dedup();
-    let _ = catalog;
     (Some(Cue::Column { candidates, plural }), len)
 }

@@ -399,7 +399,6 @@ impl Query {
     }
 
     fn measure_expr(&mut self, r: &Reading, catalog: &CatalogSummary) -> Result<Option<(Expr, String)>, String> {
-        let main_name = singular(&catalog.tables[self.main].name.to_lowercase());
         if let Some(count_of) = &r.count_of {
             return Ok(Some(match count_of {
                 CountOf::Rows(t) if *t == self.main => (Expr::CountRows, "count".into()),
@@ -419,7 +418,6 @@ impl Query {
         let explicit = r.measure.is_some() || r.agg.is_some();
         if !explicit {
             if r.count || (!self.groups.is_empty() && !r.list) {
-                let _ = main_name;
                 return Ok(Some((Expr::CountRows, "count".into())));
             }
             return Ok(None);
@@ -476,23 +474,25 @@ impl Query {
             let filters: Vec<String> = self.filters.iter().map(render).collect();
             sql.push_str(&format!(" WHERE {}", filters.join(" AND ")));
         }
+        // Groups are the first select items: GROUP BY and ORDER BY name them by position.
+        let positions = (1..=self.groups.len())
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
         if !self.groups.is_empty() && self.measure.is_some() {
-            let positions: Vec<String> = (1..=self.groups.len()).map(|i| i.to_string()).collect();
-            sql.push_str(&format!(" GROUP BY {}", positions.join(", ")));
+            sql.push_str(&format!(" GROUP BY {positions}"));
         }
         match (&self.order, &self.measure) {
             (Order::Measure { desc }, Some((_, alias))) => {
-                let positions: Vec<String> = (1..=self.groups.len()).map(|i| i.to_string()).collect();
                 sql.push_str(&format!(
                     " ORDER BY {} {}, {}",
                     quote_if_needed(alias),
                     if *desc { "DESC" } else { "ASC" },
-                    positions.join(", ")
+                    positions
                 ));
             }
             (Order::Groups, _) => {
-                let positions: Vec<String> = (1..=self.groups.len()).map(|i| i.to_string()).collect();
-                sql.push_str(&format!(" ORDER BY {}", positions.join(", ")));
+                sql.push_str(&format!(" ORDER BY {positions}"));
             }
             _ => {}
         }
