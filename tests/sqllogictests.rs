@@ -51,6 +51,19 @@ impl AsyncDB for InProcess {
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, SltError> {
+        let engine = self.engine.clone();
+        engine.as_system(self.run_as_system(sql)).await
+    }
+
+    async fn shutdown(&mut self) {}
+
+    fn engine_name(&self) -> &str {
+        "in-process"
+    }
+}
+
+impl InProcess {
+    async fn run_as_system(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, SltError> {
         let err = |e: datafusion::error::DataFusionError| {
             let c = classify(&e);
             SltError(format!("{}: {}", c.sqlstate, c.message))
@@ -99,12 +112,6 @@ impl AsyncDB for InProcess {
             types: vec![DefaultColumnType::Any; columns],
             rows,
         })
-    }
-
-    async fn shutdown(&mut self) {}
-
-    fn engine_name(&self) -> &str {
-        "in-process"
     }
 }
 
@@ -171,7 +178,8 @@ async fn in_process() -> Result<InProcess, SltError> {
     let engine = Engine::open(&EngineOptions::new(dir.path()))
         .await
         .map_err(|e| SltError(e.to_string()))?;
-    insightflow_server::demo::install(&engine)
+    engine
+        .as_system(insightflow_server::demo::install(&engine))
         .await
         .map_err(|e| SltError(e.to_string()))?;
     Ok(InProcess { engine, _dir: dir })

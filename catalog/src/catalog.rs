@@ -10,6 +10,10 @@ use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 use tracing::{info, warn};
 
+use datafusion::common::TableReference;
+use datafusion::sql::sqlparser::ast::{ObjectName, ObjectType};
+
+use crate::access::{self, Caller, Privilege};
 use crate::ddl;
 use crate::paths::AllowedRoots;
 use crate::store::{CatalogStore, ObjectDef};
@@ -49,6 +53,9 @@ impl Catalog {
     /// True for the statements this catalog must run itself (so they persist, or so
     /// their paths are checked): the rest go straight to DataFusion.
     pub fn handles(stmt: &DFStatement) -> bool {
+        if access::is_access_statement(stmt) {
+            return true;
+        }
         match stmt {
             DFStatement::CreateExternalTable(_) | DFStatement::CopyTo(_) => true,
             DFStatement::Statement(s) => matches!(
@@ -68,6 +75,11 @@ impl Catalog {
         ctx: &SessionContext,
         stmt: DFStatement,
     ) -> datafusion::error::Result<CatalogOutcome> {
+        let caller = access::current_caller()?;
+        if access::is_access_statement(&stmt) {
+            return Ok(access::run_access_statement(&self.store, &caller, stmt)?);
+        }
+        self.check_rights(&caller, &stmt)?;
         Ok(match stmt {
             DFStatement::CreateExternalTable(cmd) => {
                 ddl::create_external_table(self, ctx, cmd).await?
@@ -82,31 +94,64 @@ impl Catalog {
                     rows: Some(rows_affected(&batches)),
                 }
             }
-            DFStatement::Statement(s) => {
-                match *s {
-                    s @ Statement::CreateView(_) => ddl::create_view(self, ctx, s).await?,
-                    s @ Statement::CreateSchema { .. } => ddl::create_schema(self, ctx, s).await?,
-                    s @ Statement::CreateTable(_) => ddl::create_table(self, ctx, s).await?,
-                    Statement::Drop {
-                        object_type,
-                        if_exists,
-                        names,
-                        cascade,
-                        ..
-                    } => ddl::drop(self, ctx, object_type, if_exists, names, cascade).await?,
-                    other => {
-                        return Err(DataFusionError::Internal(format!(
-                            "catalog cannot run statement: {other}"
-                        )))
-                    }
+            DFStatement::Statement(s) => match *s {
+                s @ Statement::CreateView(_) => ddl::create_view(self, ctx, s).await?,
+                s @ Statement::CreateSchema { .. } => ddl::create_schema(self, ctx, s).await?,
+                s @ Statement::CreateTable(_) => ddl::create_table(self, ctx, s).await?,
+                Statement::Drop {
+                    object_type,
+                    if_exists,
+                    names,
+                    cascade,
+                    ..
+                } => ddl::drop(self, ctx, object_type, if_exists, names, cascade).await?,
+                other => {
+                    return Err(DataFusionError::Internal(format!(
+                        "catalog cannot run statement: {other}"
+                    )))
                 }
-            }
+            },
             other => {
                 return Err(DataFusionError::Internal(format!(
                     "catalog cannot run statement: {other}"
                 )))
             }
         })
+    }
+
+    /// Who may change the catalog: superusers for anything that touches files or
+    /// remote systems; schema owners (`GRANT ALL ON SCHEMA`) for tables and views.
+    fn check_rights(&self, caller: &Caller, stmt: &DFStatement) -> crate::Result<()> {
+        let schema_of =
+            |name: &ObjectName| access::schema_and_name(&TableReference::from(name.to_string())).0;
+        match stmt {
+            DFStatement::CreateExternalTable(_) => caller.require_superuser(
+                "create external tables (they read local files and remote systems)",
+            ),
+            DFStatement::CopyTo(copy) if AllowedRoots::is_local(&copy.target) => {
+                caller.require_superuser("write local files with COPY ... TO")
+            }
+            DFStatement::Statement(s) => match s.as_ref() {
+                Statement::CreateView(v) => caller.check_schema_owner(&schema_of(&v.name)),
+                Statement::CreateTable(t) => caller.check_schema_owner(&schema_of(&t.name)),
+                Statement::CreateSchema { .. } => caller.require_superuser("create schemas"),
+                Statement::Drop {
+                    object_type: ObjectType::Table | ObjectType::View,
+                    names,
+                    ..
+                } => names.iter().try_for_each(|name| {
+                    let table = TableReference::from(name.to_string());
+                    let (schema, _) = access::schema_and_name(&table);
+                    if caller.check_schema_owner(&schema).is_ok() {
+                        return Ok(());
+                    }
+                    caller.check_table(Privilege::All, &table)
+                }),
+                Statement::Drop { .. } => caller.require_superuser("drop schemas"),
+                _ => Ok(()),
+            },
+            _ => Ok(()),
+        }
     }
 
     /// Creates an empty managed table `schema.name` with `columns` (Flight ingest).
@@ -132,7 +177,9 @@ impl Catalog {
             datafusion::sql::sqlparser::ast::Ident::with_quote('"', name),
         ]);
         let object_type = datafusion::sql::sqlparser::ast::ObjectType::Table;
-        ddl::drop(self, ctx, object_type, true, vec![name], false).await.map(|_| ())
+        ddl::drop(self, ctx, object_type, true, vec![name], false)
+            .await
+            .map(|_| ())
     }
 
     /// Re-creates every recorded schema, table and view in `ctx` (at start-up).

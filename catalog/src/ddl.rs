@@ -8,16 +8,16 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::TableReference;
+use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::prelude::DataFrame;
-use datafusion::error::{DataFusionError, Result};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{CreateExternalTable, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::{ObjectName, ObjectNamePart, ObjectType, Statement, Value};
 
 use crate::catalog::{Catalog, CatalogOutcome, DEFAULT_CATALOG, DEFAULT_SCHEMA};
-use crate::paths::AllowedRoots;
 use crate::managed::{columns_of, schema_of, tables_dir, ManagedTable};
+use crate::paths::AllowedRoots;
 use crate::store::{ExternalTableDef, ManagedTableDef, ObjectDef, ViewDef};
 
 /// Plans and runs one statement to completion.
@@ -180,9 +180,9 @@ pub(crate) async fn drop(
             quote_ident(&table)
         );
         ctx.sql(&sql).await?.collect().await?;
-        let removed = catalog.store().update(|c| {
-            Ok(c.find_object(&schema, &table).map(|i| c.objects.remove(i)))
-        })?;
+        let removed = catalog
+            .store()
+            .update(|c| Ok(c.find_object(&schema, &table).map(|i| c.objects.remove(i))))?;
         if let Some(ObjectDef::ManagedTable(t)) = removed {
             remove_table_dir(catalog, &t.dir);
         }
@@ -204,32 +204,50 @@ pub(crate) async fn create_table(
     if create.temporary {
         // Session-scoped and in memory, as in Postgres: nothing to persist.
         run(ctx, DFStatement::Statement(Box::new(stmt))).await?;
-        return Ok(CatalogOutcome { tag: "CREATE TABLE", rows: None });
+        return Ok(CatalogOutcome {
+            tag: "CREATE TABLE",
+            rows: None,
+        });
     }
     let plan = ctx
         .state()
         .statement_to_plan(DFStatement::Statement(Box::new(stmt.clone())))
         .await?;
     let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmd)) = plan else {
-        return Err(DataFusionError::Internal(format!("CREATE TABLE planned as {plan}")));
+        return Err(DataFusionError::Internal(format!(
+            "CREATE TABLE planned as {plan}"
+        )));
     };
     let reference = TableReference::partial(schema.as_str(), name.as_str());
     if ctx.table_exist(reference.clone())? {
         if cmd.if_not_exists {
-            return Ok(CatalogOutcome { tag: "CREATE TABLE", rows: None });
+            return Ok(CatalogOutcome {
+                tag: "CREATE TABLE",
+                rows: None,
+            });
         }
         if !cmd.or_replace {
             return Err(DataFusionError::Execution(format!(
                 "relation \"{name}\" already exists"
             )));
         }
-        drop(catalog, ctx, ObjectType::Table, true, vec![qualified_name(&schema, &name)], false)
-            .await?;
+        drop(
+            catalog,
+            ctx,
+            ObjectType::Table,
+            true,
+            vec![qualified_name(&schema, &name)],
+            false,
+        )
+        .await?;
     }
     let arrow_schema = Arc::new(cmd.input.schema().as_arrow().clone());
     let table = create_managed(catalog, ctx, &schema, &name, arrow_schema)?;
     if !is_ctas {
-        return Ok(CatalogOutcome { tag: "CREATE TABLE", rows: None });
+        return Ok(CatalogOutcome {
+            tag: "CREATE TABLE",
+            rows: None,
+        });
     }
     let filled = async {
         let input = DataFrame::new(ctx.state(), cmd.input.as_ref().clone());
@@ -238,10 +256,21 @@ pub(crate) async fn create_table(
     }
     .await;
     match filled {
-        Ok(rows) => Ok(CatalogOutcome { tag: "SELECT", rows: Some(rows as usize) }),
+        Ok(rows) => Ok(CatalogOutcome {
+            tag: "SELECT",
+            rows: Some(rows as usize),
+        }),
         Err(e) => {
             // Like a rolled-back transaction: no half-made table stays behind.
-            let _ = drop(catalog, ctx, ObjectType::Table, true, vec![qualified_name(&schema, &name)], false).await;
+            let _ = drop(
+                catalog,
+                ctx,
+                ObjectType::Table,
+                true,
+                vec![qualified_name(&schema, &name)],
+                false,
+            )
+            .await;
             Err(e)
         }
     }
@@ -260,7 +289,10 @@ pub(crate) fn create_managed(
         tables_dir(catalog.store().data_dir()).join(&dir),
         arrow_schema.clone(),
     )?;
-    ctx.register_table(TableReference::partial(schema, name), Arc::new(table.clone()))?;
+    ctx.register_table(
+        TableReference::partial(schema, name),
+        Arc::new(table.clone()),
+    )?;
     let def = ManagedTableDef {
         schema: schema.to_string(),
         name: name.to_string(),
@@ -281,7 +313,10 @@ pub(crate) fn register_managed(
     def: &ManagedTableDef,
 ) -> Result<()> {
     let schema = schema_of(def)?;
-    let table = ManagedTable::open(tables_dir(catalog.store().data_dir()).join(&def.dir), schema)?;
+    let table = ManagedTable::open(
+        tables_dir(catalog.store().data_dir()).join(&def.dir),
+        schema,
+    )?;
     ctx.register_table(
         TableReference::partial(def.schema.as_str(), def.name.as_str()),
         Arc::new(table),

@@ -24,6 +24,12 @@ pub enum Error {
     UserExists { name: String },
     #[error("user \"{name}\" does not exist")]
     UserNotFound { name: String },
+    #[error("{message}")]
+    PermissionDenied { message: String },
+    #[error("{what} is not supported")]
+    NotSupported { what: String },
+    #[error("table \"{name}\" does not exist")]
+    TableNotFound { name: String },
     #[error("the recorded definition of {name} is unusable: {reason}")]
     BadDefinition { name: String, reason: String },
     #[error(transparent)]

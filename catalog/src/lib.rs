@@ -11,6 +11,7 @@
 //! for local files. It does not own the wire protocols, analytic functions or
 //! connectors.
 
+pub mod access;
 mod catalog;
 mod ddl;
 mod error;
@@ -19,9 +20,10 @@ mod paths;
 mod store;
 mod users;
 
+pub use access::Caller;
 pub use catalog::{rows_affected, Catalog, CatalogOutcome, DEFAULT_CATALOG, DEFAULT_SCHEMA};
 pub use error::{Error, Result};
-pub use paths::AllowedRoots;
 pub use managed::{tables_dir, ManagedTable, COMPACT_AT};
+pub use paths::AllowedRoots;
 pub use store::{CatalogStore, ExternalTableDef, ManagedTableDef, ObjectDef, ViewDef};
 pub use users::{ScramVerifier, UserDef, SCRAM_ITERATIONS};

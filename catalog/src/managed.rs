@@ -79,7 +79,9 @@ struct TableFiles {
 
 impl fmt::Debug for TableFiles {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TableFiles").field("dir", &self.dir).finish()
+        f.debug_struct("TableFiles")
+            .field("dir", &self.dir)
+            .finish()
     }
 }
 
@@ -245,7 +247,8 @@ impl TableFiles {
         let stream = datafusion::physical_plan::execute_stream(scan, ctx.clone())?;
         let merged = self.write_file(stream).await?;
         let names = small.iter().map(|f| f.name.clone()).collect();
-        self.commit(merged.into_iter().collect(), Replace::These(names)).await?;
+        self.commit(merged.into_iter().collect(), Replace::These(names))
+            .await?;
         tracing::debug!(dir = %self.dir.display(), files = small.len(), "compacted");
         Ok(())
     }
@@ -256,8 +259,8 @@ impl TableFiles {
             .iter()
             .map(|f| ListingTableUrl::parse(self.dir.join(&f.name).to_string_lossy()))
             .collect::<Result<Vec<_>>>()?;
-        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-            .with_file_extension(".parquet");
+        let options =
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
         let config = ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(options)
             .with_schema(self.schema.clone());

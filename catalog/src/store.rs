@@ -12,6 +12,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use crate::access::GrantDef;
 use crate::error::{Error, Result};
 use crate::users::UserDef;
 
@@ -88,6 +89,8 @@ pub(crate) struct CatalogFile {
     pub(crate) schemas: Vec<String>,
     pub(crate) objects: Vec<ObjectDef>,
     pub(crate) users: Vec<UserDef>,
+    #[serde(default)]
+    pub(crate) grants: Vec<GrantDef>,
 }
 
 impl CatalogFile {

@@ -8,6 +8,7 @@ use base64::Engine as _;
 use pgwire::api::auth::sasl::scram::gen_salted_password;
 use serde::{Deserialize, Serialize};
 
+use crate::access::{GrantDef, Privilege};
 use crate::error::{Error, Result};
 use crate::store::CatalogStore;
 
@@ -61,6 +62,16 @@ pub struct UserDef {
     pub name: String,
     pub superuser: bool,
     pub verifier: ScramVerifier,
+    /// Roles made with `CREATE ROLE` (no `LOGIN`) cannot connect.
+    #[serde(default = "yes")]
+    pub login: bool,
+    /// Roles whose grants this user or role inherits.
+    #[serde(default)]
+    pub member_of: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl CatalogStore {
@@ -82,9 +93,113 @@ impl CatalogStore {
                 name: name.into(),
                 superuser,
                 verifier,
+                login: true,
+                member_of: Vec::new(),
             });
             Ok(())
         })
+    }
+
+    /// `CREATE ROLE`: a role without a password gets a random one nobody knows.
+    pub fn create_role_with(
+        &self,
+        name: &str,
+        password: Option<&str>,
+        superuser: bool,
+        login: bool,
+    ) -> Result<()> {
+        let random: String = (0..4)
+            .map(|_| format!("{:016x}", rand::random::<u64>()))
+            .collect();
+        self.create_user(name, password.unwrap_or(&random), superuser)?;
+        self.set_login(name, login)
+    }
+
+    /// A role that cannot log in.
+    pub fn create_role(&self, name: &str) -> Result<()> {
+        self.create_role_with(name, None, false, false)
+    }
+
+    fn change_user(&self, name: &str, change: impl FnOnce(&mut UserDef)) -> Result<()> {
+        self.update(|c| {
+            let user = c
+                .users
+                .iter_mut()
+                .find(|u| u.name == name)
+                .ok_or_else(|| Error::UserNotFound { name: name.into() })?;
+            change(user);
+            Ok(())
+        })
+    }
+
+    pub fn set_login(&self, name: &str, login: bool) -> Result<()> {
+        self.change_user(name, |u| u.login = login)
+    }
+
+    pub fn set_superuser(&self, name: &str, superuser: bool) -> Result<()> {
+        self.change_user(name, |u| u.superuser = superuser)
+    }
+
+    /// Makes `member` inherit the grants of `role`.
+    pub fn add_member(&self, member: &str, role: &str) -> Result<()> {
+        if self.user(role).is_none() {
+            return Err(Error::UserNotFound { name: role.into() });
+        }
+        self.change_user(member, |u| {
+            if !u.member_of.iter().any(|r| r == role) {
+                u.member_of.push(role.to_string());
+            }
+        })
+    }
+
+    pub fn remove_member(&self, member: &str, role: &str) -> Result<()> {
+        self.change_user(member, |u| u.member_of.retain(|r| r != role))
+    }
+
+    /// Drops a user or role with its grants and memberships.
+    pub fn drop_user(&self, name: &str) -> Result<()> {
+        self.update(|c| {
+            let before = c.users.len();
+            c.users.retain(|u| u.name != name);
+            if c.users.len() == before {
+                return Err(Error::UserNotFound { name: name.into() });
+            }
+            for u in &mut c.users {
+                u.member_of.retain(|r| r != name);
+            }
+            c.grants.retain(|g| g.grantee != name);
+            Ok(())
+        })
+    }
+
+    pub fn grant(&self, grant: GrantDef) -> Result<()> {
+        if self.user(&grant.grantee).is_none() {
+            return Err(Error::UserNotFound {
+                name: grant.grantee,
+            });
+        }
+        self.update(|c| {
+            if !c.grants.contains(&grant) {
+                c.grants.push(grant);
+            }
+            Ok(())
+        })
+    }
+
+    /// Removes a grant; revoking `ALL` removes the narrower grants on the same target.
+    pub fn revoke(&self, grant: &GrantDef) -> Result<()> {
+        self.update(|c| {
+            c.grants.retain(|g| {
+                !(g.grantee == grant.grantee
+                    && g.target == grant.target
+                    && (g.privilege == grant.privilege || grant.privilege == Privilege::All))
+            });
+            Ok(())
+        })
+    }
+
+    pub fn grants(&self) -> Vec<GrantDef> {
+        self.read(|c| c.grants.clone())
     }
 
     pub fn set_password(&self, name: &str, password: &str) -> Result<()> {
@@ -102,7 +217,8 @@ impl CatalogStore {
 
     /// Checks a user's cleartext password; `None` if the user is unknown.
     pub fn check_password(&self, name: &str, password: &str) -> Option<UserDef> {
-        self.user(name).filter(|u| u.verifier.verify(password))
+        self.user(name)
+            .filter(|u| u.login && u.verifier.verify(password))
     }
 }
 

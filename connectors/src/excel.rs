@@ -60,7 +60,9 @@ impl TableProviderFactory for ExcelTableFactory {
         let header = match option("has_header").as_deref() {
             None | Some("true") => true,
             Some("false") => false,
-            Some(other) => return plan_err!("EXCEL option has_header must be true or false, got '{other}'"),
+            Some(other) => {
+                return plan_err!("EXCEL option has_header must be true or false, got '{other}'")
+            }
         };
         let batch = tokio::task::spawn_blocking(move || {
             read_sheet(&path, sheet.as_deref(), range.as_deref(), header)
@@ -73,7 +75,12 @@ impl TableProviderFactory for ExcelTableFactory {
 }
 
 /// Reads one sheet (or a range of it) into a batch.
-fn read_sheet(path: &str, sheet: Option<&str>, range: Option<&str>, header: bool) -> Result<RecordBatch> {
+fn read_sheet(
+    path: &str,
+    sheet: Option<&str>,
+    range: Option<&str>,
+    header: bool,
+) -> Result<RecordBatch> {
     let mut workbook = open_workbook_auto(path)
         .map_err(|e| DataFusionError::Execution(format!("cannot open workbook {path}: {e}")))?;
     let names = workbook.sheet_names();
@@ -83,16 +90,19 @@ fn read_sheet(path: &str, sheet: Option<&str>, range: Option<&str>, header: bool
             .find(|n| n.eq_ignore_ascii_case(s))
             .cloned()
             .ok_or_else(|| {
-                DataFusionError::Plan(format!("{path} has no sheet '{s}'; its sheets: {}", names.join(", ")))
+                DataFusionError::Plan(format!(
+                    "{path} has no sheet '{s}'; its sheets: {}",
+                    names.join(", ")
+                ))
             })?,
         None => names
             .first()
             .cloned()
             .ok_or_else(|| DataFusionError::Plan(format!("{path} has no sheets")))?,
     };
-    let mut cells = workbook
-        .worksheet_range(&name)
-        .map_err(|e| DataFusionError::Execution(format!("cannot read sheet '{name}' of {path}: {e}")))?;
+    let mut cells = workbook.worksheet_range(&name).map_err(|e| {
+        DataFusionError::Execution(format!("cannot read sheet '{name}' of {path}: {e}"))
+    })?;
     if let Some(range) = range {
         let (start, end) = parse_range(range)?;
         cells = cells.range(start, end);
@@ -112,11 +122,16 @@ fn parse_range(text: &str) -> Result<((u32, u32), (u32, u32))> {
         let col = letters
             .to_ascii_uppercase()
             .bytes()
-            .try_fold(0u32, |acc, b| acc.checked_mul(26)?.checked_add((b - b'A' + 1) as u32))?;
+            .try_fold(0u32, |acc, b| {
+                acc.checked_mul(26)?.checked_add((b - b'A' + 1) as u32)
+            })?;
         let row: u32 = digits.parse().ok()?;
         Some((row.checked_sub(1)?, col.checked_sub(1)?))
     };
-    match text.split_once(':').and_then(|(a, b)| Some((cell(a)?, cell(b)?))) {
+    match text
+        .split_once(':')
+        .and_then(|(a, b)| Some((cell(a)?, cell(b)?)))
+    {
         Some((a, b)) if a.0 <= b.0 && a.1 <= b.1 => Ok((a, b)),
         _ => plan_err!("EXCEL option range must look like 'A1:D100', got '{text}'"),
     }
@@ -193,11 +208,14 @@ fn to_batch(cells: &Range<Data>, header: bool) -> Result<RecordBatch> {
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(width);
     for (c, name) in names.iter().enumerate() {
         let cell = |r: &[Data]| r.get(c).unwrap_or(&empty).clone();
-        let kind = body.iter().fold(Kind::Empty, |k, r| widen(k, kind_of(&cell(r))));
+        let kind = body
+            .iter()
+            .fold(Kind::Empty, |k, r| widen(k, kind_of(&cell(r))));
         let (data_type, array): (DataType, ArrayRef) = match kind {
             Kind::Int => {
                 let mut b = Int64Builder::new();
-                body.iter().for_each(|r| b.append_option(number(&cell(r)).map(|f| f as i64)));
+                body.iter()
+                    .for_each(|r| b.append_option(number(&cell(r)).map(|f| f as i64)));
                 (DataType::Int64, Arc::new(b.finish()))
             }
             Kind::Float => {
@@ -207,21 +225,28 @@ fn to_batch(cells: &Range<Data>, header: bool) -> Result<RecordBatch> {
             }
             Kind::Bool => {
                 let mut b = BooleanBuilder::new();
-                body.iter().for_each(|r| b.append_option(match cell(r) {
-                    Data::Bool(v) => Some(v),
-                    _ => None,
-                }));
+                body.iter().for_each(|r| {
+                    b.append_option(match cell(r) {
+                        Data::Bool(v) => Some(v),
+                        _ => None,
+                    })
+                });
                 (DataType::Boolean, Arc::new(b.finish()))
             }
             Kind::Date => {
                 let mut b = Date32Builder::new();
-                body.iter().for_each(|r| b.append_option(unix_ms(&cell(r)).map(|ms| (ms / MS_PER_DAY) as i32)));
+                body.iter().for_each(|r| {
+                    b.append_option(unix_ms(&cell(r)).map(|ms| (ms / MS_PER_DAY) as i32))
+                });
                 (DataType::Date32, Arc::new(b.finish()))
             }
             Kind::Timestamp => {
                 let mut b = TimestampMillisecondBuilder::new();
                 body.iter().for_each(|r| b.append_option(unix_ms(&cell(r))));
-                (DataType::Timestamp(TimeUnit::Millisecond, None), Arc::new(b.finish()))
+                (
+                    DataType::Timestamp(TimeUnit::Millisecond, None),
+                    Arc::new(b.finish()),
+                )
             }
             Kind::Text | Kind::Empty => {
                 let mut b = StringBuilder::new();
@@ -238,7 +263,10 @@ fn to_batch(cells: &Range<Data>, header: bool) -> Result<RecordBatch> {
         fields.push(Field::new(name, data_type, true));
         columns.push(array);
     }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }
 
 fn number(cell: &Data) -> Option<f64> {
@@ -251,7 +279,9 @@ fn number(cell: &Data) -> Option<f64> {
 
 fn unix_ms(cell: &Data) -> Option<i64> {
     match cell {
-        Data::DateTime(d) => Some(((d.as_f64() - UNIX_EPOCH_SERIAL) * MS_PER_DAY as f64).round() as i64),
+        Data::DateTime(d) => {
+            Some(((d.as_f64() - UNIX_EPOCH_SERIAL) * MS_PER_DAY as f64).round() as i64)
+        }
         _ => None,
     }
 }

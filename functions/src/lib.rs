@@ -9,8 +9,8 @@
 //!
 //! This crate has no sockets and no server code.
 
-pub mod ask;
 mod anomalies;
+pub mod ask;
 mod forecast;
 mod insights;
 mod profile;

@@ -169,7 +169,10 @@ mod tests {
     fn only_large_nearly_distinct_columns_skip_top_values() {
         assert!(super::mostly_unique(1_000_000, Some(950_000)));
         assert!(!super::mostly_unique(1_000_000, Some(10)));
-        assert!(!super::mostly_unique(2_000, Some(2_000)), "small tables keep them");
+        assert!(
+            !super::mostly_unique(2_000, Some(2_000)),
+            "small tables keep them"
+        );
         assert!(!super::mostly_unique(1_000_000, None));
     }
 }

@@ -17,7 +17,7 @@ use tracing::info;
 use crate::config::ServeConfig;
 use crate::engine::{Engine, EngineOptions};
 use crate::flight::FlightSqlServer;
-use crate::pg::{self, PgHandlers};
+use crate::pg::{self, PgHandlers, PgLimits};
 use crate::{demo, http};
 
 pub const ADMIN_USER: &str = "admin";
@@ -54,11 +54,14 @@ pub async fn serve(
         allow_paths: config.allow_paths.clone(),
         datafusion: config.datafusion.clone(),
         llm: config.llm.clone(),
+        memory_limit: config.memory_limit,
+        rate_limit: config.rate_limit,
     })
     .await?;
     bootstrap_admin(engine.catalog().store(), &config.data_dir)?;
     if config.demo {
-        demo::install(&engine)
+        engine
+            .as_system(demo::install(&engine))
             .await
             .context("cannot install the demo data")?;
     }
@@ -93,7 +96,13 @@ pub async fn serve(
 
     let pg_task = tokio::spawn(pg::serve(
         pg_listener,
-        Arc::new(PgHandlers::new(engine.clone())),
+        Arc::new(PgHandlers::new(
+            engine.clone(),
+            PgLimits {
+                max_connections: config.max_connections,
+                statement_timeout: config.statement_timeout,
+            },
+        )),
         pg_tls,
     ));
 
@@ -107,6 +116,7 @@ pub async fn serve(
         builder
             .add_service(FlightServiceServer::new(FlightSqlServer::new(
                 engine.clone(),
+                config.statement_timeout,
             )))
             .serve_with_incoming_shutdown(TcpListenerStream::new(flight_listener), async move {
                 let _ = flight_stop.changed().await;
@@ -114,7 +124,7 @@ pub async fn serve(
     );
     let mut http_stop = stop_rx.clone();
     let http_task = tokio::spawn(async move {
-        axum::serve(http_listener, http::router())
+        axum::serve(http_listener, http::router(engine.clone()))
             .with_graceful_shutdown(async move {
                 let _ = http_stop.changed().await;
             })

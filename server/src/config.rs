@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use insightflow_functions::ask::LlmConfig;
 use clap::{Args, Parser, Subcommand};
+use insightflow_functions::ask::LlmConfig;
 use serde::Deserialize;
 
 pub const DEFAULT_DATA_DIR: &str = "./insightflow-data";
@@ -35,7 +35,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the Postgres wire protocol, Arrow Flight SQL and HTTP.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run SQL against a data dir without a server.
     Sql(SqlArgs),
 }
@@ -84,6 +84,21 @@ pub struct ServeArgs {
     /// Seconds to wait for the model, retries included [default: 30].
     #[arg(long, env = "INSIGHTFLOW_LLM_TIMEOUT_SECS")]
     pub llm_timeout_secs: Option<u64>,
+    /// Memory all running queries may hold together, like 4GiB, 512MiB or 50%
+    /// (of this machine's memory); 0 for no limit [default: 50%].
+    #[arg(long, env = "INSIGHTFLOW_MEMORY_LIMIT")]
+    pub memory_limit: Option<String>,
+    /// Seconds a statement may run before it is cancelled (SQLSTATE 57014); a
+    /// session's SET statement_timeout overrides it; 0 for none [default: 0].
+    #[arg(long, env = "INSIGHTFLOW_STATEMENT_TIMEOUT_SECS")]
+    pub statement_timeout_secs: Option<u64>,
+    /// Open pg connections allowed at once; more get SQLSTATE 53300 [default: 100].
+    #[arg(long, env = "INSIGHTFLOW_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Statements per second each user may start, both protocols together; more get
+    /// SQLSTATE 53400 with the time to wait; 0 for no limit [default: 0].
+    #[arg(long, env = "INSIGHTFLOW_RATE_LIMIT")]
+    pub rate_limit: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -120,6 +135,10 @@ pub struct FileConfig {
     pub llm_base_url: Option<String>,
     pub llm_model: Option<String>,
     pub llm_timeout_secs: Option<u64>,
+    pub memory_limit: Option<String>,
+    pub statement_timeout_secs: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub rate_limit: Option<u32>,
     /// Passed to DataFusion's `ConfigOptions::set`, e.g. `execution.batch_size = 8192`.
     #[serde(default)]
     pub datafusion: HashMap<String, toml::Value>,
@@ -146,6 +165,11 @@ pub struct ServeConfig {
     pub datafusion: HashMap<String, String>,
     /// The model behind ask(); `None`: the offline translator.
     pub llm: Option<LlmConfig>,
+    /// Bytes of memory for all queries together; `None`: no limit.
+    pub memory_limit: Option<usize>,
+    pub statement_timeout: Option<Duration>,
+    pub max_connections: usize,
+    pub rate_limit: u32,
 }
 
 impl ServeConfig {
@@ -177,7 +201,23 @@ impl ServeConfig {
                 (k, v)
             })
             .collect();
+        let memory_limit = match args.memory_limit.or(file.memory_limit) {
+            Some(text) => parse_memory_limit(&text)?,
+            None => parse_memory_limit("50%")?,
+        };
         Ok(Self {
+            memory_limit,
+            statement_timeout: args
+                .statement_timeout_secs
+                .or(file.statement_timeout_secs)
+                .filter(|s| *s > 0)
+                .map(Duration::from_secs),
+            max_connections: args
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(100)
+                .max(1),
+            rate_limit: args.rate_limit.or(file.rate_limit).unwrap_or(0),
             data_dir: args
                 .data_dir
                 .or(file.data_dir)
@@ -203,31 +243,98 @@ impl ServeConfig {
             },
             demo: args.demo.or(file.demo).unwrap_or(false),
             datafusion,
-            llm: args.llm_base_url.or(file.llm_base_url).map(|base_url| LlmConfig {
-                base_url,
-                model: args
-                    .llm_model
-                    .or(file.llm_model)
-                    .unwrap_or_else(|| DEFAULT_LLM_MODEL.to_string()),
-                // A secret: from the environment only, never a flag or the file.
-                api_key: std::env::var("INSIGHTFLOW_LLM_API_KEY")
-                    .or_else(|_| std::env::var("OPENAI_API_KEY"))
-                    .ok()
-                    .filter(|k| !k.is_empty()),
-                timeout: Duration::from_secs(
-                    args.llm_timeout_secs
-                        .or(file.llm_timeout_secs)
-                        .unwrap_or(30)
-                        .max(1),
-                ),
-            }),
+            llm: args
+                .llm_base_url
+                .or(file.llm_base_url)
+                .map(|base_url| LlmConfig {
+                    base_url,
+                    model: args
+                        .llm_model
+                        .or(file.llm_model)
+                        .unwrap_or_else(|| DEFAULT_LLM_MODEL.to_string()),
+                    // A secret: from the environment only, never a flag or the file.
+                    api_key: std::env::var("INSIGHTFLOW_LLM_API_KEY")
+                        .or_else(|_| std::env::var("OPENAI_API_KEY"))
+                        .ok()
+                        .filter(|k| !k.is_empty()),
+                    timeout: Duration::from_secs(
+                        args.llm_timeout_secs
+                            .or(file.llm_timeout_secs)
+                            .unwrap_or(30)
+                            .max(1),
+                    ),
+                }),
         })
     }
+}
+
+/// `4GiB`, `512MiB`, `2G`, `1048576` (bytes) or `50%` of this machine's memory;
+/// `0` means no limit.
+pub fn parse_memory_limit(text: &str) -> anyhow::Result<Option<usize>> {
+    let t = text.trim();
+    let bytes = if let Some(percent) = t.strip_suffix('%') {
+        let percent: f64 = percent
+            .trim()
+            .parse()
+            .ok()
+            .filter(|p| (0.0..=100.0).contains(p))
+            .with_context(|| format!("memory_limit '{text}': a percentage is 0% to 100%"))?;
+        match total_memory() {
+            Some(total) => (total as f64 * percent / 100.0) as u64,
+            // No /proc/meminfo: no way to size a share, so no limit.
+            None => return Ok(None),
+        }
+    } else {
+        let split = t
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(t.len());
+        let (number, unit) = t.split_at(split);
+        let number: f64 = number
+            .parse()
+            .with_context(|| format!("memory_limit '{text}' is not like 4GiB, 512MiB or 50%"))?;
+        let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" | "kib" => 1 << 10,
+            "m" | "mb" | "mib" => 1 << 20,
+            "g" | "gb" | "gib" => 1 << 30,
+            "t" | "tb" | "tib" => 1 << 40,
+            other => {
+                bail!("memory_limit '{text}': unknown unit '{other}' (use KiB, MiB, GiB or %)")
+            }
+        };
+        (number * scale as f64) as u64
+    };
+    Ok((bytes > 0).then_some(bytes as usize))
+}
+
+/// This machine's memory in bytes, from /proc/meminfo.
+fn total_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_limits() {
+        assert_eq!(parse_memory_limit("4GiB").unwrap(), Some(4 << 30));
+        assert_eq!(parse_memory_limit("512MiB").unwrap(), Some(512 << 20));
+        assert_eq!(parse_memory_limit("1.5G").unwrap(), Some(3 << 29));
+        assert_eq!(parse_memory_limit("1000").unwrap(), Some(1000));
+        assert_eq!(parse_memory_limit("0").unwrap(), None);
+        let half = parse_memory_limit("50%").unwrap().unwrap();
+        let total = total_memory().unwrap() as usize;
+        assert!(
+            half > 0 && half.abs_diff(total / 2) < 1024,
+            "{half} of {total}"
+        );
+        assert!(parse_memory_limit("4 parsecs").is_err());
+        assert!(parse_memory_limit("150%").is_err());
+    }
 
     #[test]
     fn example_config_parses() {

@@ -7,29 +7,37 @@
 //! to DataFusion.
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use anyhow::Context;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::catalog::TableProvider;
 use datafusion::common::TableReference;
 use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::context::SessionContext;
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::physical_plan::collect;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
-use datafusion::execution::context::SessionContext;
 use datafusion::prelude::{DataFrame, SessionConfig};
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
-use insightflow_functions::ask::{Asker, LlmConfig, LlmGenerator, OfflineTranslator, SqlGenerator};
-use insightflow_catalog::{AllowedRoots, Catalog, CatalogOutcome, CatalogStore};
+use insightflow_catalog::access::{
+    current_caller, normalize_user_statements, CheckAccess, Privilege,
+};
+use insightflow_catalog::{AllowedRoots, Caller, Catalog, CatalogOutcome, CatalogStore};
 use insightflow_catalog::{DEFAULT_CATALOG, DEFAULT_SCHEMA};
+use insightflow_functions::ask::{Asker, LlmConfig, LlmGenerator, OfflineTranslator, SqlGenerator};
 
+use crate::monitor::{register_system_tables, AuditOptions, Monitor, MonitorOptions};
 use crate::pg_compat;
 
 /// Where the engine keeps its data and what it may read.
@@ -42,6 +50,11 @@ pub struct EngineOptions {
     pub datafusion: HashMap<String, String>,
     /// The model behind `ask`; `None`: the offline translator.
     pub llm: Option<LlmConfig>,
+    /// Bytes all running queries may hold in memory together; sorts, joins and
+    /// aggregates spill to disk beyond their share. `None`: no limit.
+    pub memory_limit: Option<usize>,
+    /// Statements per second each user may start; 0: no limit.
+    pub rate_limit: u32,
 }
 
 impl EngineOptions {
@@ -51,6 +64,8 @@ impl EngineOptions {
             allow_paths: Vec::new(),
             datafusion: HashMap::new(),
             llm: None,
+            memory_limit: None,
+            rate_limit: 0,
         }
     }
 }
@@ -67,6 +82,7 @@ pub enum StatementResult {
 pub struct Engine {
     ctx: Arc<SessionContext>,
     catalog: Catalog,
+    monitor: Arc<Monitor>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -108,7 +124,18 @@ impl Engine {
                 anyhow::anyhow!("invalid [datafusion] setting {key} = {value}: {e}")
             })?;
         }
-        let ctx = SessionContext::new_with_config(config);
+        let mut runtime = RuntimeEnvBuilder::new();
+        if let Some(limit) = options.memory_limit {
+            // Each spilling operator gets a fair share; the pool names the biggest
+            // consumers when a query is refused.
+            let pool = TrackConsumersPool::new(
+                FairSpillPool::new(limit),
+                NonZeroUsize::new(5).expect("non-zero"),
+            );
+            runtime = runtime.with_memory_pool(Arc::new(pool));
+        }
+        let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
+        ctx.add_analyzer_rule(Arc::new(CheckAccess));
         setup_pg_catalog(&ctx, DEFAULT_CATALOG, EmptyContextProvider)
             .map_err(|e| anyhow::anyhow!("cannot set up pg_catalog: {e}"))?;
         pg_compat::register(&ctx);
@@ -118,12 +145,21 @@ impl Engine {
         };
         insightflow_functions::register_all(&ctx, Asker::new(generator));
         insightflow_connectors::register_all(&ctx);
+        let monitor = Monitor::open(MonitorOptions {
+            audit: AuditOptions::new(data_dir),
+            rate_limit: options.rate_limit,
+        })
+        .with_context(|| format!("cannot open the audit log under {}", data_dir.display()))?;
+        register_system_tables(&ctx, &monitor)?;
 
         let engine = Self {
             ctx: Arc::new(ctx),
             catalog,
+            monitor,
         };
-        engine.catalog.restore(&engine.ctx).await;
+        Caller::system()
+            .scope(engine.catalog.restore(&engine.ctx))
+            .await;
         Ok(engine)
     }
 
@@ -135,13 +171,19 @@ impl Engine {
         &self.catalog
     }
 
+    /// The audit log, sessions, metrics and rate limit.
+    pub fn monitor(&self) -> &Arc<Monitor> {
+        &self.monitor
+    }
+
     /// Splits SQL text into statements, the way DataFusion reads them.
     pub fn parse(sql: &str) -> Result<Vec<DFStatement>> {
-        Ok(
-            DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {})?
-                .into_iter()
-                .collect(),
-        )
+        Ok(DFParser::parse_sql_with_dialect(
+            &normalize_user_statements(sql),
+            &PostgreSqlDialect {},
+        )?
+        .into_iter()
+        .collect())
     }
 
     /// Runs one statement. Catalog statements are finished when this returns;
@@ -156,6 +198,17 @@ impl Engine {
         Ok(StatementResult::Rows(
             self.ctx.execute_logical_plan(plan).await?,
         ))
+    }
+
+    /// Runs `f` as the server itself, with every right (start-up, the demo, the
+    /// embedded `insightflow sql`).
+    pub async fn as_system<F: std::future::Future>(&self, f: F) -> F::Output {
+        Caller::system().scope(f).await
+    }
+
+    /// The caller for a connected user.
+    pub fn caller(&self, user: &str) -> Caller {
+        Caller::user(user, self.catalog.store().clone())
     }
 
     /// Parses and runs every statement of `sql`, in order.
@@ -180,7 +233,10 @@ impl Engine {
 }
 
 /// A stream that can be executed once, as the input of an insert plan.
-struct OnceStream(parking_lot::Mutex<Option<SendableRecordBatchStream>>, SchemaRef);
+struct OnceStream(
+    parking_lot::Mutex<Option<SendableRecordBatchStream>>,
+    SchemaRef,
+);
 
 impl std::fmt::Debug for OnceStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -216,12 +272,16 @@ impl Engine {
         rows: SendableRecordBatchStream,
         op: InsertOp,
     ) -> Result<u64> {
+        current_caller()?.check_table(Privilege::Insert, &table)?;
         let provider = self.ctx.table_provider(table).await?;
         let schema = rows.schema();
-        let input = StreamingTable::try_new(schema.clone(), vec![Arc::new(OnceStream(
-            parking_lot::Mutex::new(Some(rows)),
-            schema,
-        ))])?;
+        let input = StreamingTable::try_new(
+            schema.clone(),
+            vec![Arc::new(OnceStream(
+                parking_lot::Mutex::new(Some(rows)),
+                schema,
+            ))],
+        )?;
         let state = self.ctx.state();
         let scan = TableProvider::scan(&input, &state, None, &[], None).await?;
         let plan = provider.insert_into(&state, scan, op).await?;

@@ -34,6 +34,8 @@ pub mod sqlstate {
     pub const DATA_EXCEPTION: &str = "22000";
     pub const INVALID_PASSWORD: &str = "28P01";
     pub const QUERY_CANCELED: &str = "57014";
+    pub const TOO_MANY_CONNECTIONS: &str = "53300";
+    pub const RATE_LIMITED: &str = "53400";
     pub const OUT_OF_MEMORY: &str = "53200";
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
     pub const IO_ERROR: &str = "58030";
@@ -86,7 +88,11 @@ pub fn classify(e: &DataFusionError) -> ErrorClass {
             }
         }
         DataFusionError::External(inner) => match inner.downcast_ref::<CatalogError>() {
-            Some(CatalogError::PathNotAllowed { .. }) => INSUFFICIENT_PRIVILEGE,
+            Some(CatalogError::PathNotAllowed { .. } | CatalogError::PermissionDenied { .. }) => {
+                INSUFFICIENT_PRIVILEGE
+            }
+            Some(CatalogError::NotSupported { .. }) => FEATURE_NOT_SUPPORTED,
+            Some(CatalogError::TableNotFound { .. }) => UNDEFINED_TABLE,
             Some(CatalogError::UserExists { .. }) => DUPLICATE_OBJECT,
             Some(CatalogError::UserNotFound { .. }) => UNDEFINED_TABLE,
             Some(CatalogError::Io { .. }) => IO_ERROR,
@@ -146,6 +152,51 @@ pub fn refine_pg_error(error: &mut PgWireError) {
             *error = to_pg_error(&DataFusionError::SQL(Box::new(p.clone()), None));
         }
     }
+}
+
+/// The SQLSTATE and message a client will see for `error`.
+pub fn pg_error_class(error: &PgWireError) -> (String, String) {
+    match error {
+        PgWireError::UserError(info) => (info.code.clone(), info.message.clone()),
+        PgWireError::ApiError(inner) => {
+            let class = if let Some(df) = inner.downcast_ref::<DataFusionError>() {
+                classify(df)
+            } else if let Some(p) = inner.downcast_ref::<ParserError>() {
+                classify(&DataFusionError::SQL(Box::new(p.clone()), None))
+            } else {
+                ErrorClass {
+                    sqlstate: sqlstate::INTERNAL,
+                    message: inner.to_string(),
+                }
+            };
+            (class.sqlstate.to_string(), class.message)
+        }
+        other => (sqlstate::INTERNAL.to_string(), other.to_string()),
+    }
+}
+
+/// The SQLSTATE a Flight status carries in its message, or one for its code.
+pub fn status_sqlstate(status: &tonic::Status) -> String {
+    let message = status.message();
+    if let Some(start) = message.rfind("(SQLSTATE ") {
+        let code = &message[start + 10..];
+        if let Some(code) = code.strip_suffix(')') {
+            return code.to_string();
+        }
+    }
+    use tonic::Code;
+    match status.code() {
+        Code::Cancelled | Code::DeadlineExceeded => sqlstate::QUERY_CANCELED,
+        Code::PermissionDenied => sqlstate::INSUFFICIENT_PRIVILEGE,
+        Code::Unauthenticated => sqlstate::INVALID_PASSWORD,
+        Code::NotFound => sqlstate::UNDEFINED_TABLE,
+        Code::InvalidArgument => sqlstate::SYNTAX_OR_ACCESS,
+        Code::Unimplemented => sqlstate::FEATURE_NOT_SUPPORTED,
+        Code::ResourceExhausted => sqlstate::OUT_OF_MEMORY,
+        Code::AlreadyExists => sqlstate::DUPLICATE_TABLE,
+        _ => sqlstate::INTERNAL,
+    }
+    .to_string()
 }
 
 /// The gRPC status a Flight SQL client sees, with the SQLSTATE in the message.

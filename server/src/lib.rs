@@ -12,6 +12,7 @@ pub mod engine;
 pub mod error;
 pub mod flight;
 pub mod http;
+pub mod monitor;
 pub mod pg;
 pub mod pg_compat;
 pub mod sql_cli;

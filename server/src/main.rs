@@ -17,7 +17,7 @@ async fn main() -> std::process::ExitCode {
     let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => match ServeConfig::resolve(args) {
+        Command::Serve(args) => match ServeConfig::resolve(*args) {
             Ok(config) => app::serve(config, shutdown_signal()).await,
             Err(e) => Err(e),
         },

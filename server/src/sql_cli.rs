@@ -14,7 +14,12 @@ pub async fn run(args: SqlArgs) -> anyhow::Result<()> {
     let mut options = EngineOptions::new(args.data_dir.unwrap_or_else(|| DEFAULT_DATA_DIR.into()));
     options.allow_paths = args.allow_path;
     let engine = Engine::open(&options).await?;
-    for stmt in Engine::parse(&sql)? {
+    engine.as_system(run_all(&engine, &sql)).await
+}
+
+/// The embedded CLI has every right: whoever can run it can read the data dir.
+async fn run_all(engine: &Engine, sql: &str) -> anyhow::Result<()> {
+    for stmt in Engine::parse(sql)? {
         match engine.execute(stmt).await? {
             StatementResult::Rows(df) => {
                 let batches = df.collect().await?;

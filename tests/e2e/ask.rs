@@ -34,10 +34,13 @@ fn same(a: &[Vec<String>], b: &[Vec<String>]) -> bool {
     a.len() == b.len()
         && a.iter().zip(b).all(|(ra, rb)| {
             ra.len() == rb.len()
-                && ra.iter().zip(rb).all(|(x, y)| match (x.parse::<f64>(), y.parse::<f64>()) {
-                    (Ok(x), Ok(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
-                    _ => x == y,
-                })
+                && ra
+                    .iter()
+                    .zip(rb)
+                    .all(|(x, y)| match (x.parse::<f64>(), y.parse::<f64>()) {
+                        (Ok(x), Ok(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
+                        _ => x == y,
+                    })
         })
 }
 
@@ -104,8 +107,14 @@ async fn offline_translator_answers_the_question_suite() {
     let client = server.pg_client().await;
     let mut wrong = Vec::new();
     for (question, expected_sql, ordered) in QUESTIONS {
-        let expected = rows(&client, expected_sql).await.unwrap_or_else(|e| panic!("{expected_sql}: {e}"));
-        let answer = rows(&client, &format!("SELECT * FROM ask('{}')", question.replace('\'', "''"))).await;
+        let expected = rows(&client, expected_sql)
+            .await
+            .unwrap_or_else(|e| panic!("{expected_sql}: {e}"));
+        let answer = rows(
+            &client,
+            &format!("SELECT * FROM ask('{}')", question.replace('\'', "''")),
+        )
+        .await;
         let ok = match &answer {
             Ok(got) if *ordered => same(got, &expected),
             Ok(got) => {
@@ -117,39 +126,76 @@ async fn offline_translator_answers_the_question_suite() {
             Err(_) => false,
         };
         if !ok {
-            let sql = rows(&client, &format!("SELECT ask_sql('{}')", question.replace('\'', "''"))).await;
-            wrong.push(format!("{question}: got {answer:?} via {sql:?}; expected {expected:?}"));
+            let sql = rows(
+                &client,
+                &format!("SELECT ask_sql('{}')", question.replace('\'', "''")),
+            )
+            .await;
+            wrong.push(format!(
+                "{question}: got {answer:?} via {sql:?}; expected {expected:?}"
+            ));
         }
     }
     let accuracy = 1.0 - wrong.len() as f64 / QUESTIONS.len() as f64;
-    println!("offline ask accuracy: {}/{} = {accuracy:.3}", QUESTIONS.len() - wrong.len(), QUESTIONS.len());
+    println!(
+        "offline ask accuracy: {}/{} = {accuracy:.3}",
+        QUESTIONS.len() - wrong.len(),
+        QUESTIONS.len()
+    );
     assert!(QUESTIONS.len() >= 40);
-    assert!(accuracy >= ACCURACY_FLOOR, "accuracy {accuracy:.3} below {ACCURACY_FLOOR}:\n{}", wrong.join("\n"));
+    assert!(
+        accuracy >= ACCURACY_FLOOR,
+        "accuracy {accuracy:.3} below {ACCURACY_FLOOR}:\n{}",
+        wrong.join("\n")
+    );
 }
 
 #[tokio::test]
 async fn offline_translator_says_when_it_does_not_understand() {
     let server = TestServer::spawn();
     let client = server.pg_client().await;
-    for question in ["what is the weather like", "revenue by color", "hello there"] {
+    for question in [
+        "what is the weather like",
+        "revenue by color",
+        "hello there",
+    ] {
         let err = client
             .simple_query(&format!("SELECT * FROM ask('{question}')"))
             .await
             .expect_err(question);
         let db = err.as_db_error().expect("a server error");
         assert_eq!(db.code().code(), "22023", "{question}: {}", db.message());
-        assert!(db.message().contains("could not understand"), "{}", db.message());
-        assert!(db.message().contains("sales ("), "the error lists the tables: {}", db.message());
+        assert!(
+            db.message().contains("could not understand"),
+            "{}",
+            db.message()
+        );
+        assert!(
+            db.message().contains("sales ("),
+            "the error lists the tables: {}",
+            db.message()
+        );
     }
     // ask_sql gives the SQL that ask runs, validated (with a default LIMIT).
-    let sql = rows(&client, "SELECT ask_sql('total revenue by region')").await.unwrap();
+    let sql = rows(&client, "SELECT ask_sql('total revenue by region')")
+        .await
+        .unwrap();
     assert_eq!(
         sql[0][0],
         "SELECT region, sum(revenue) AS total_revenue FROM sales GROUP BY 1 ORDER BY 1 LIMIT 1000"
     );
     // Bad arguments are clear errors too.
-    let err = client.simple_query("SELECT * FROM ask(42)").await.unwrap_err();
-    assert!(err.as_db_error().unwrap().message().contains("expects a question"), "{err:?}");
+    let err = client
+        .simple_query("SELECT * FROM ask(42)")
+        .await
+        .unwrap_err();
+    assert!(
+        err.as_db_error()
+            .unwrap()
+            .message()
+            .contains("expects a question"),
+        "{err:?}"
+    );
 }
 
 /// A chat-completions endpoint that answers from a script and records each request.
@@ -210,7 +256,15 @@ fn with_model(base_url: &str, timeout_secs: &str) -> (tempfile::TempDir, TestSer
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::spawn_in(
         dir.path(),
-        &["--demo", "--llm-base-url", base_url, "--llm-model", "test-model", "--llm-timeout-secs", timeout_secs],
+        &[
+            "--demo",
+            "--llm-base-url",
+            base_url,
+            "--llm-model",
+            "test-model",
+            "--llm-timeout-secs",
+            timeout_secs,
+        ],
     );
     (dir, server)
 }
@@ -223,18 +277,34 @@ async fn model_sql_in_prose_and_fences_runs_and_the_prompt_holds_the_schema() {
     ]);
     let (_dir, server) = with_model(&model.start().await, "10");
     let client = server.pg_client().await;
-    let got = rows(&client, "SELECT * FROM ask('orders per region')").await.unwrap();
-    let expected = rows(&client, "SELECT region, count(*) FROM sales GROUP BY region ORDER BY region").await.unwrap();
+    let got = rows(&client, "SELECT * FROM ask('orders per region')")
+        .await
+        .unwrap();
+    let expected = rows(
+        &client,
+        "SELECT region, count(*) FROM sales GROUP BY region ORDER BY region",
+    )
+    .await
+    .unwrap();
     assert_eq!(got, expected);
     let prompt = model.request_text(0);
     assert!(prompt.contains("test-model"), "{prompt}");
     assert!(prompt.contains("orders per region"), "{prompt}");
     assert!(prompt.contains("TABLE sales (order_id INTEGER"), "{prompt}");
-    assert!(prompt.contains("'North'"), "sample values are in the prompt: {prompt}");
-    assert!(!prompt.contains("pg_catalog") && !prompt.contains("information_schema"), "{prompt}");
+    assert!(
+        prompt.contains("'North'"),
+        "sample values are in the prompt: {prompt}"
+    );
+    assert!(
+        !prompt.contains("pg_catalog") && !prompt.contains("information_schema"),
+        "{prompt}"
+    );
 
     let sql = rows(&client, "SELECT ask_sql('units sold')").await.unwrap();
-    assert_eq!(sql[0][0], "SELECT sum(quantity) AS units FROM sales LIMIT 1000");
+    assert_eq!(
+        sql[0][0],
+        "SELECT sum(quantity) AS units FROM sales LIMIT 1000"
+    );
 }
 
 #[tokio::test]
@@ -252,10 +322,18 @@ async fn destructive_or_system_sql_from_the_model_never_runs() {
         .unwrap_err();
     let db = err.as_db_error().expect("server error");
     assert_eq!(db.code().code(), "42501", "{}", db.message());
-    assert!(db.message().contains("Last SQL tried: SELECT * FROM information_schema.tables"), "{}", db.message());
+    assert!(
+        db.message()
+            .contains("Last SQL tried: SELECT * FROM information_schema.tables"),
+        "{}",
+        db.message()
+    );
     // Each rejection went back to the model with the reason.
     assert_eq!(model.requests.lock().unwrap().len(), 3);
-    assert!(model.request_text(1).contains("DROP TABLE sales") && model.request_text(1).contains("read-only"));
+    assert!(
+        model.request_text(1).contains("DROP TABLE sales")
+            && model.request_text(1).contains("read-only")
+    );
     let count = rows(&client, "SELECT count(*) FROM sales").await.unwrap();
     assert_eq!(count, vec![vec!["2000".to_string()]], "the table is intact");
 }
@@ -268,11 +346,16 @@ async fn a_wrong_column_goes_back_to_the_model_and_the_retry_succeeds() {
     ]);
     let (_dir, server) = with_model(&model.start().await, "10");
     let client = server.pg_client().await;
-    let got = rows(&client, "SELECT * FROM ask('revenue by region')").await.unwrap();
+    let got = rows(&client, "SELECT * FROM ask('revenue by region')")
+        .await
+        .unwrap();
     assert_eq!(got.len(), 4);
     assert_eq!(got[0][0], "East");
     let second = model.request_text(1);
-    assert!(second.contains("regio") && second.contains("rejected"), "{second}");
+    assert!(
+        second.contains("regio") && second.contains("rejected"),
+        "{second}"
+    );
 }
 
 #[tokio::test]
@@ -284,21 +367,43 @@ async fn a_model_that_is_down_or_slow_gives_a_clear_error_not_a_hang() {
     let (_dir, server) = with_model(&url, "5");
     let client = server.pg_client().await;
     let started = Instant::now();
-    let err = client.simple_query("SELECT * FROM ask('total revenue')").await.unwrap_err();
+    let err = client
+        .simple_query("SELECT * FROM ask('total revenue')")
+        .await
+        .unwrap_err();
     let db = err.as_db_error().expect("server error");
     assert_eq!(db.code().code(), "58000", "{}", db.message());
     assert!(db.message().contains("language model"), "{}", db.message());
     assert!(started.elapsed() < Duration::from_secs(10));
-    assert_eq!(rows(&client, "SELECT 1").await.unwrap()[0][0], "1", "still serving");
+    assert_eq!(
+        rows(&client, "SELECT 1").await.unwrap()[0][0],
+        "1",
+        "still serving"
+    );
 
     // Slow: the reply would come after the timeout.
     let model = FakeModel::default();
-    model.replies.lock().unwrap().push_back((Duration::from_secs(30), "SELECT 1".into()));
+    model
+        .replies
+        .lock()
+        .unwrap()
+        .push_back((Duration::from_secs(30), "SELECT 1".into()));
     let (_dir2, server) = with_model(&model.start().await, "1");
     let client = server.pg_client().await;
     let started = Instant::now();
-    let err = client.simple_query("SELECT * FROM ask('total revenue')").await.unwrap_err();
-    let message = err.as_db_error().expect("server error").message().to_string();
+    let err = client
+        .simple_query("SELECT * FROM ask('total revenue')")
+        .await
+        .unwrap_err();
+    let message = err
+        .as_db_error()
+        .expect("server error")
+        .message()
+        .to_string();
     assert!(message.contains("no answer within 1 s"), "{message}");
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -53,7 +53,10 @@ async fn acknowledged_inserts_survive_kill_9_exactly_once() {
                 let mut acked = Vec::new();
                 for i in 0..10_000u64 {
                     let id = round * 100_000 + i;
-                    let sql = format!("INSERT INTO events VALUES ({id}, 'row {id}'), ({}, NULL)", id + 50_000);
+                    let sql = format!(
+                        "INSERT INTO events VALUES ({id}, 'row {id}'), ({}, NULL)",
+                        id + 50_000
+                    );
                     match client.simple_query(&sql).await {
                         Ok(_) => acked.extend([id, id + 50_000]),
                         Err(_) => break,
@@ -65,18 +68,37 @@ async fn acknowledged_inserts_survive_kill_9_exactly_once() {
         tokio::time::sleep(Duration::from_millis(400 + 350 * round)).await;
         server.kill();
         let acked = writer.await.unwrap();
-        assert!(!acked.is_empty(), "round {round}: some inserts were acknowledged");
+        assert!(
+            !acked.is_empty(),
+            "round {round}: some inserts were acknowledged"
+        );
 
         let server = TestServer::spawn_in(dir.path(), &[]);
         let client = server.pg_client().await;
-        let ids = ints(&client, &format!("SELECT id FROM events WHERE id >= {} AND id < {}", round * 100_000, (round + 1) * 100_000)).await;
+        let ids = ints(
+            &client,
+            &format!(
+                "SELECT id FROM events WHERE id >= {} AND id < {}",
+                round * 100_000,
+                (round + 1) * 100_000
+            ),
+        )
+        .await;
         let unique: BTreeSet<i64> = ids.iter().copied().collect();
         assert_eq!(unique.len(), ids.len(), "round {round}: no row twice");
         for id in &acked {
-            assert!(unique.contains(&(*id as i64)), "round {round}: acknowledged id {id} is missing");
+            assert!(
+                unique.contains(&(*id as i64)),
+                "round {round}: acknowledged id {id} is missing"
+            );
         }
         // At most the one insert in flight at the kill may also have landed.
-        assert!(ids.len() <= acked.len() + 2, "round {round}: {} rows for {} acknowledged", ids.len(), acked.len());
+        assert!(
+            ids.len() <= acked.len() + 2,
+            "round {round}: {} rows for {} acknowledged",
+            ids.len(),
+            acked.len()
+        );
         drop(client);
     }
 }
@@ -86,7 +108,10 @@ async fn many_small_inserts_are_compacted_and_readers_see_whole_commits() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::spawn_in(dir.path(), &[]);
     let client = server.pg_client().await;
-    client.batch_execute("CREATE TABLE m (id INT, batch INT)").await.unwrap();
+    client
+        .batch_execute("CREATE TABLE m (id INT, batch INT)")
+        .await
+        .unwrap();
 
     let reader = {
         let client = server.pg_client().await;
@@ -111,13 +136,25 @@ async fn many_small_inserts_are_compacted_and_readers_see_whole_commits() {
     }
     assert!(reader.await.unwrap() > 0);
     assert_eq!(ints(&client, "SELECT count(*) FROM m").await, vec![600]);
-    assert_eq!(ints(&client, "SELECT count(DISTINCT id) FROM m").await, vec![600]);
+    assert_eq!(
+        ints(&client, "SELECT count(DISTINCT id) FROM m").await,
+        vec![600]
+    );
     let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(data_files(dir.path())[0].parent().unwrap().join("manifest.json")).unwrap(),
+        &std::fs::read(
+            data_files(dir.path())[0]
+                .parent()
+                .unwrap()
+                .join("manifest.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     let live = manifest["files"].as_array().unwrap().len();
-    assert!(live <= insightflow_catalog::COMPACT_AT + 1, "{live} live files after 60 inserts");
+    assert!(
+        live <= insightflow_catalog::COMPACT_AT + 1,
+        "{live} live files after 60 inserts"
+    );
     // Replaced files stay until no scan can read them: they go at the next start.
     drop(client);
     let mut server = server;
@@ -125,7 +162,10 @@ async fn many_small_inserts_are_compacted_and_readers_see_whole_commits() {
     let server = TestServer::spawn_in(dir.path(), &[]);
     assert_eq!(data_files(dir.path()).len(), live);
     let client = server.pg_client().await;
-    assert_eq!(ints(&client, "SELECT sum(id) FROM m").await, vec![(0..600).sum::<i64>()]);
+    assert_eq!(
+        ints(&client, "SELECT sum(id) FROM m").await,
+        vec![(0..600).sum::<i64>()]
+    );
 }
 
 #[tokio::test]
@@ -138,13 +178,22 @@ async fn create_as_truncate_drop_and_orphans() {
         .await
         .unwrap();
     assert!(
-        created.iter().any(|m| matches!(m, SimpleQueryMessage::CommandComplete(4))),
+        created
+            .iter()
+            .any(|m| matches!(m, SimpleQueryMessage::CommandComplete(4))),
         "{created:?}"
     );
-    client.batch_execute("CREATE TABLE gone (x INT); INSERT INTO gone VALUES (1)").await.unwrap();
+    client
+        .batch_execute("CREATE TABLE gone (x INT); INSERT INTO gone VALUES (1)")
+        .await
+        .unwrap();
     assert_eq!(data_files(dir.path()).len(), 2);
     client.batch_execute("DROP TABLE gone").await.unwrap();
-    assert_eq!(data_files(dir.path()).len(), 1, "DROP TABLE removes the files");
+    assert_eq!(
+        data_files(dir.path()).len(),
+        1,
+        "DROP TABLE removes the files"
+    );
 
     // A write killed before its commit leaves a file no manifest lists: removed at start.
     let table_dir = data_files(dir.path())[0].parent().unwrap().to_path_buf();
@@ -154,20 +203,43 @@ async fn create_as_truncate_drop_and_orphans() {
     let client = server.pg_client().await;
     assert!(!table_dir.join("orphan.parquet").exists());
     assert_eq!(
-        ints(&client, "SELECT CAST(revenue AS BIGINT) FROM by_region WHERE region = 'East'").await,
+        ints(
+            &client,
+            "SELECT CAST(revenue AS BIGINT) FROM by_region WHERE region = 'East'"
+        )
+        .await,
         vec![557878]
     );
     client.batch_execute("TRUNCATE by_region").await.unwrap();
-    assert_eq!(ints(&client, "SELECT count(*) FROM by_region").await, vec![0]);
-    client.batch_execute("INSERT INTO by_region VALUES ('Nowhere', 1.0)").await.unwrap();
-    assert_eq!(ints(&client, "SELECT count(*) FROM by_region").await, vec![1]);
+    assert_eq!(
+        ints(&client, "SELECT count(*) FROM by_region").await,
+        vec![0]
+    );
+    client
+        .batch_execute("INSERT INTO by_region VALUES ('Nowhere', 1.0)")
+        .await
+        .unwrap();
+    assert_eq!(
+        ints(&client, "SELECT count(*) FROM by_region").await,
+        vec![1]
+    );
 
     // Mistakes are clear errors.
-    let err = client.batch_execute("CREATE TABLE by_region (x INT)").await.unwrap_err();
+    let err = client
+        .batch_execute("CREATE TABLE by_region (x INT)")
+        .await
+        .unwrap_err();
     assert_eq!(err.as_db_error().unwrap().code().code(), "42P07");
-    let err = client.batch_execute("INSERT INTO by_region VALUES ('x', 'not a number')").await.unwrap_err();
+    let err = client
+        .batch_execute("INSERT INTO by_region VALUES ('x', 'not a number')")
+        .await
+        .unwrap_err();
     assert!(err.as_db_error().is_some(), "{err}");
-    assert_eq!(ints(&client, "SELECT count(*) FROM by_region").await, vec![1], "a failed insert adds nothing");
+    assert_eq!(
+        ints(&client, "SELECT count(*) FROM by_region").await,
+        vec![1],
+        "a failed insert adds nothing"
+    );
 }
 
 #[tokio::test]
@@ -177,7 +249,9 @@ async fn copy_from_stdin_and_to_stdout_with_tokio_postgres() {
     let server = TestServer::spawn_in(dir.path(), &[]);
     let client = server.pg_client().await;
     client
-        .batch_execute("CREATE TABLE people (id BIGINT NOT NULL, name TEXT, score DOUBLE PRECISION)")
+        .batch_execute(
+            "CREATE TABLE people (id BIGINT NOT NULL, name TEXT, score DOUBLE PRECISION)",
+        )
         .await
         .unwrap();
 
@@ -187,20 +261,36 @@ async fn copy_from_stdin_and_to_stdout_with_tokio_postgres() {
         .await
         .unwrap();
     futures::pin_mut!(sink);
-    sink.send(bytes::Bytes::from_static(b"id,name,score\n1,\"Smith, Ann\",1.5\n2,")).await.unwrap();
-    sink.send(bytes::Bytes::from_static(b"Bo,\n3,,7\n")).await.unwrap();
+    sink.send(bytes::Bytes::from_static(
+        b"id,name,score\n1,\"Smith, Ann\",1.5\n2,",
+    ))
+    .await
+    .unwrap();
+    sink.send(bytes::Bytes::from_static(b"Bo,\n3,,7\n"))
+        .await
+        .unwrap();
     assert_eq!(sink.finish().await.unwrap(), 3);
 
     // Text format: tabs and \N, a column subset (the rest NULL).
-    let sink = client.copy_in("COPY people (id, name) FROM STDIN").await.unwrap();
+    let sink = client
+        .copy_in("COPY people (id, name) FROM STDIN")
+        .await
+        .unwrap();
     futures::pin_mut!(sink);
-    sink.send(bytes::Bytes::from_static(b"10\tTen\n11\t\\N\n")).await.unwrap();
+    sink.send(bytes::Bytes::from_static(b"10\tTen\n11\t\\N\n"))
+        .await
+        .unwrap();
     assert_eq!(sink.finish().await.unwrap(), 2);
 
     // A bad row fails the whole COPY: nothing of it is committed.
-    let sink = client.copy_in("COPY people FROM STDIN (FORMAT csv)").await.unwrap();
+    let sink = client
+        .copy_in("COPY people FROM STDIN (FORMAT csv)")
+        .await
+        .unwrap();
     futures::pin_mut!(sink);
-    sink.send(bytes::Bytes::from_static(b"20,ok,1\nnot-a-number,x,2\n")).await.unwrap();
+    sink.send(bytes::Bytes::from_static(b"20,ok,1\nnot-a-number,x,2\n"))
+        .await
+        .unwrap();
     let err = sink.finish().await.unwrap_err();
     assert!(err.as_db_error().is_some(), "{err}");
     assert_eq!(ints(&client, "SELECT count(*) FROM people").await, vec![5]);
@@ -210,13 +300,22 @@ async fn copy_from_stdin_and_to_stdout_with_tokio_postgres() {
         .await
         .unwrap();
     let chunks: Vec<bytes::Bytes> = out.try_collect().await.unwrap();
-    let text: String = chunks.iter().map(|c| String::from_utf8_lossy(c).to_string()).collect();
+    let text: String = chunks
+        .iter()
+        .map(|c| String::from_utf8_lossy(c).to_string())
+        .collect();
     assert_eq!(
         text,
         "id,name,score\n1,\"Smith, Ann\",1.5\n2,Bo,\n3,,7.0\n10,Ten,\n11,,\n"
     );
-    let out = client.copy_out("COPY people (id, name) TO STDOUT").await.unwrap();
+    let out = client
+        .copy_out("COPY people (id, name) TO STDOUT")
+        .await
+        .unwrap();
     let chunks: Vec<bytes::Bytes> = out.try_collect().await.unwrap();
     assert_eq!(chunks.len(), 5, "one message per row");
-    assert!(chunks.iter().any(|c| c.as_ref() == b"11\t\\N\n"), "{chunks:?}");
+    assert!(
+        chunks.iter().any(|c| c.as_ref() == b"11\t\\N\n"),
+        "{chunks:?}"
+    );
 }

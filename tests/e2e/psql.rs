@@ -139,7 +139,14 @@ async fn psql_asks_a_question_and_shows_the_sql_that_ran() {
     let (ok, out) = psql(
         &server,
         ADMIN_PASSWORD,
-        &["-A", "-t", "-F", ",", "-c", "SELECT * FROM ask('top 2 regions by revenue')"],
+        &[
+            "-A",
+            "-t",
+            "-F",
+            ",",
+            "-c",
+            "SELECT * FROM ask('top 2 regions by revenue')",
+        ],
     );
     assert!(ok, "{out}");
     assert!(
@@ -160,9 +167,18 @@ async fn psql_copies_in_and_out() {
         &server,
         ADMIN_PASSWORD,
         &[
-            "-c", "CREATE TABLE cities (id INT, city TEXT)",
-            "-c", &format!("\\copy cities from '{}' with (format csv, header)", input.display()),
-            "-c", &format!("\\copy (SELECT * FROM cities ORDER BY id) to '{}' with (format csv, header)", output.display()),
+            "-c",
+            "CREATE TABLE cities (id INT, city TEXT)",
+            "-c",
+            &format!(
+                "\\copy cities from '{}' with (format csv, header)",
+                input.display()
+            ),
+            "-c",
+            &format!(
+                "\\copy (SELECT * FROM cities ORDER BY id) to '{}' with (format csv, header)",
+                output.display()
+            ),
         ],
     );
     assert!(ok, "{out}");

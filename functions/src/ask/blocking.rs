@@ -9,10 +9,32 @@
 use std::future::Future;
 
 use datafusion::common::{DataFusionError, Result};
+use insightflow_catalog::access::Caller;
 use tokio::runtime::{Builder, Handle, RuntimeFlavor};
+
+use super::notice;
 
 /// Runs `future` to completion from synchronous code.
 pub(crate) fn run<F>(future: F) -> Result<F::Output>
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    // The statement's caller travels with the work, whichever thread runs it, and
+    // what the work notes comes back to the statement.
+    let caller = Caller::current();
+    let future = notice::collect_notes(async move {
+        match caller {
+            Some(caller) => caller.scope(future).await,
+            None => future.await,
+        }
+    });
+    let (output, notes) = run_to_end(future)?;
+    notice::forward(notes);
+    Ok(output)
+}
+
+fn run_to_end<F>(future: F) -> Result<F::Output>
 where
     F: Future + Send,
     F::Output: Send,

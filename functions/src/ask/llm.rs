@@ -143,7 +143,9 @@ impl LlmGenerator {
 /// Connection failures and server-side errors may pass; a bad request will not.
 fn may_pass(e: &OpenAIError) -> bool {
     match e {
-        OpenAIError::Reqwest(e) => e.is_connect() || e.is_timeout() || e.status().is_some_and(|s| s.is_server_error()),
+        OpenAIError::Reqwest(e) => {
+            e.is_connect() || e.is_timeout() || e.status().is_some_and(|s| s.is_server_error())
+        }
         OpenAIError::ApiError(_) => false,
         _ => false,
     }
@@ -260,7 +262,8 @@ mod tests {
             Some("SELECT region FROM sales")
         );
         assert_eq!(
-            extract_sql("Sure! The query is SELECT count(*) FROM sales; it counts rows.").as_deref(),
+            extract_sql("Sure! The query is SELECT count(*) FROM sales; it counts rows.")
+                .as_deref(),
             Some("SELECT count(*) FROM sales")
         );
         assert_eq!(

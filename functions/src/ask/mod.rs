@@ -33,18 +33,18 @@ use datafusion::common::{exec_err, plan_err, DataFusionError, Result, ScalarValu
 use datafusion::datasource::ViewTable;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::{
-    ColumnarValue, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
-    Volatility,
+    ColumnarValue, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::prelude::SessionContext;
 
 pub use llm::{LlmConfig, LlmGenerator};
-pub use notice::collect_notices;
+pub use notice::{collect_notes, AskNote, Notes};
 pub use offline::OfflineTranslator;
 pub use schema::{CatalogSummary, ColumnSummary, TableSummary};
 pub use validate::{validate, Rejection, Validated};
 
 use crate::source::string_literal;
+use insightflow_catalog::access::Caller;
 
 /// How many times a generator may try before the user gets the last error.
 const MAX_TRIES: usize = 3;
@@ -128,16 +128,29 @@ impl Asker {
     pub async fn answer(&self, state: &SessionState, question: &str) -> Result<Answer> {
         let model = self.generator.model();
         let result = self.try_answer(state, question).await;
-        match &result {
-            Ok(answer) => tracing::info!(
-                target: "insightflow::ask", question, sql = %answer.sql, model,
-                tries = answer.tries, outcome = "ok", "ask answered"
-            ),
-            Err(e) => tracing::info!(
-                target: "insightflow::ask", question, model, outcome = "error",
-                error = %e, "ask failed"
-            ),
-        }
+        let (sql, tries, outcome) = match &result {
+            Ok(answer) => (Some(answer.sql.clone()), answer.tries, "ok".to_string()),
+            Err(e) => {
+                let (sql, tries) = match e {
+                    AskError::Refused { sql, tries, .. } | AskError::Invalid { sql, tries, .. } => {
+                        (Some(sql.clone()), *tries)
+                    }
+                    _ => (None, 0),
+                };
+                (sql, tries, e.to_string())
+            }
+        };
+        tracing::info!(
+            target: "insightflow::ask", question, sql = sql.as_deref().unwrap_or(""), model,
+            tries, outcome, "ask"
+        );
+        notice::push_ask(AskNote {
+            question: question.to_string(),
+            sql,
+            model: model.to_string(),
+            tries,
+            outcome,
+        });
         result.map_err(DataFusionError::from)
     }
 
@@ -261,10 +274,48 @@ impl ScalarUDFImpl for AskSql {
         Ok(DataType::Utf8)
     }
 
+    /// A literal question is answered while the statement is planned, where the
+    /// caller's rights are known; the plan then holds only the SQL text.
+    fn simplify(
+        &self,
+        args: Vec<datafusion::logical_expr::Expr>,
+        _info: &datafusion::logical_expr::simplify::SimplifyContext,
+    ) -> Result<datafusion::logical_expr::simplify::ExprSimplifyResult> {
+        use datafusion::logical_expr::simplify::ExprSimplifyResult;
+        let question = match &args[..] {
+            [arg] => string_literal(arg),
+            _ => None,
+        };
+        let Some(question) = question else {
+            return Ok(ExprSimplifyResult::Original(args));
+        };
+        let Some(state) = self.state.upgrade() else {
+            return exec_err!("ask_sql: the session is gone");
+        };
+        let state = state.read().clone();
+        let asker = self.asker.clone();
+        let sql = blocking::run(async move { asker.answer(&state, &question).await })??.sql;
+        Ok(ExprSimplifyResult::Simplified(
+            datafusion::logical_expr::lit(sql),
+        ))
+    }
+
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let Some(state) = self.state.upgrade() else {
             return exec_err!("ask_sql: the session is gone");
         };
+        // Rows are computed after planning, possibly on another task: without the
+        // caller there is no knowing which tables the prompt may show.
+        if Caller::current().is_none()
+            && state
+                .read()
+                .analyzer()
+                .rules
+                .iter()
+                .any(|r| r.name() == "insightflow_check_access")
+        {
+            return exec_err!("ask_sql takes one question as a string literal, like ask_sql('total revenue by region')");
+        }
         let state = state.read().clone();
         let questions: ArrayRef = match &args.args[..] {
             [ColumnarValue::Scalar(s)] => s.to_array_of_size(1)?,

@@ -4,6 +4,7 @@
 //! Only user schemas are described (never `pg_catalog` or `information_schema`), so
 //! neither the model's prompt nor the offline translator ever sees a system table.
 
+use insightflow_catalog::access::{Caller, Privilege};
 use std::fmt::Write as _;
 
 use datafusion::arrow::array::{Array, AsArray};
@@ -49,7 +50,11 @@ impl TableSummary {
         if self.schema == "public" {
             quote_if_needed(&self.name)
         } else {
-            format!("{}.{}", quote_if_needed(&self.schema), quote_if_needed(&self.name))
+            format!(
+                "{}.{}",
+                quote_if_needed(&self.schema),
+                quote_if_needed(&self.name)
+            )
         }
     }
 
@@ -87,6 +92,13 @@ impl CatalogSummary {
         let mut schemas = catalog.schema_names();
         schemas.sort();
         let mut tables = Vec::new();
+        // Only what the caller may read goes into a prompt.
+        let caller = Caller::current();
+        let hidden = |schema: &str, table: &str| {
+            caller.as_ref().is_some_and(|c| {
+                c.is_catalog_table(schema, table) && !c.may(Privilege::Select, schema, table)
+            })
+        };
         for schema_name in schemas {
             if SYSTEM_SCHEMAS.contains(&schema_name.as_str()) {
                 continue;
@@ -97,6 +109,9 @@ impl CatalogSummary {
             let mut names = schema.table_names();
             names.sort();
             for name in names {
+                if hidden(&schema_name, &name) {
+                    continue;
+                }
                 let Ok(Some(provider)) = schema.table(&name).await else {
                     continue;
                 };
@@ -134,8 +149,11 @@ impl CatalogSummary {
                 .map(|c| {
                     let mut s = format!("{} {}", quote_if_needed(&c.name), sql_type(&c.data_type));
                     if !c.samples.is_empty() {
-                        let values: Vec<String> =
-                            c.samples.iter().map(|v| format!("'{}'", v.replace('\'', "''"))).collect();
+                        let values: Vec<String> = c
+                            .samples
+                            .iter()
+                            .map(|v| format!("'{}'", v.replace('\'', "''")))
+                            .collect();
                         let _ = write!(s, " (values: {})", values.join(", "));
                     }
                     s
@@ -151,7 +169,10 @@ impl CatalogSummary {
 async fn add_samples(state: &SessionState, table: &mut TableSummary) {
     let relation = table.sql_name();
     for column in &mut table.columns {
-        if !matches!(column.data_type, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) {
+        if !matches!(
+            column.data_type,
+            DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+        ) {
             continue;
         }
         let c = quote_ident(&column.name);
@@ -169,13 +190,20 @@ async fn add_samples(state: &SessionState, table: &mut TableSummary) {
     }
 }
 
-async fn distinct_values(state: &SessionState, sql: &str) -> datafusion::common::Result<Vec<String>> {
+async fn distinct_values(
+    state: &SessionState,
+    sql: &str,
+) -> datafusion::common::Result<Vec<String>> {
     let plan = state.create_logical_plan(sql).await?;
     let mut values = Vec::new();
     for batch in DataFrame::new(state.clone(), plan).collect().await? {
         let column = cast(batch.column(0), &DataType::Utf8)?;
         let column = column.as_string::<i32>();
-        values.extend((0..column.len()).filter(|&i| column.is_valid(i)).map(|i| column.value(i).to_string()));
+        values.extend(
+            (0..column.len())
+                .filter(|&i| column.is_valid(i))
+                .map(|i| column.value(i).to_string()),
+        );
     }
     Ok(values)
 }

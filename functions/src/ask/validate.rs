@@ -6,6 +6,7 @@
 //! [`super::DEFAULT_LIMIT`]. Grants will be checked here as soon as they exist, through
 //! the same plan walk.
 
+use insightflow_catalog::access::Caller;
 use std::ops::ControlFlow;
 
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -13,9 +14,7 @@ use datafusion::common::DataFusionError;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
-use datafusion::sql::sqlparser::ast::{
-    Expr, ObjectName, Statement, TableFactor, Visit, Visitor,
-};
+use datafusion::sql::sqlparser::ast::{Expr, ObjectName, Statement, TableFactor, Visit, Visitor};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 
 use super::schema::SYSTEM_SCHEMAS;
@@ -58,8 +57,8 @@ pub async fn validate(
     default_limit: usize,
 ) -> Result<Validated, Rejection> {
     let refuse = |why: &str| Err(Rejection::Refused(why.to_string()));
-    let mut statements = DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {})
-        .map_err(|e| Rejection::Invalid(e.into()))?;
+    let mut statements =
+        DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {}).map_err(Rejection::Invalid)?;
     if statements.len() != 1 {
         return refuse("only one statement may run, a single SELECT");
     }
@@ -126,7 +125,9 @@ impl Visitor for ReadOnly {
             .map(|p| p.to_string().trim_matches('"').to_lowercase())
             .collect();
         if parts.len() > 1 && SYSTEM_SCHEMAS.contains(&parts[parts.len() - 2].as_str()) {
-            return ControlFlow::Break(format!("{relation} is a system table; ask reads user tables only"));
+            return ControlFlow::Break(format!(
+                "{relation} is a system table; ask reads user tables only"
+            ));
         }
         ControlFlow::Continue(())
     }
@@ -161,17 +162,28 @@ fn check_plan(plan: &LogicalPlan) -> Result<(), Rejection> {
         if let LogicalPlan::TableScan(scan) = node {
             if let Some(schema) = scan.table_name.schema() {
                 if SYSTEM_SCHEMAS.contains(&schema) {
-                    refused = Some(format!("{} is a system table; ask reads user tables only", scan.table_name));
+                    refused = Some(format!(
+                        "{} is a system table; ask reads user tables only",
+                        scan.table_name
+                    ));
                     return Ok(TreeNodeRecursion::Stop);
                 }
             }
         }
-        if matches!(node, LogicalPlan::Dml(_) | LogicalPlan::Ddl(_) | LogicalPlan::Copy(_)) {
+        if matches!(
+            node,
+            LogicalPlan::Dml(_) | LogicalPlan::Ddl(_) | LogicalPlan::Copy(_)
+        ) {
             refused = Some("only a read-only SELECT may run".to_string());
             return Ok(TreeNodeRecursion::Stop);
         }
         Ok(TreeNodeRecursion::Continue)
     });
+    if let (None, Some(caller)) = (&refused, Caller::current()) {
+        if let Err(e) = insightflow_catalog::access::check_plan(&caller, plan) {
+            refused = Some(e.strip_backtrace());
+        }
+    }
     match refused {
         Some(why) => Err(Rejection::Refused(why)),
         None => Ok(()),

@@ -2,6 +2,7 @@
 //! the live DataFusion catalog. `pg_catalog` and `information_schema` are left out:
 //! they are for Postgres clients.
 
+use insightflow_catalog::Caller;
 use std::sync::{Arc, LazyLock};
 
 use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
@@ -85,8 +86,11 @@ pub(crate) fn schemas(
     builder.build().map_err(status)
 }
 
+/// The tables `caller` may see (catalog tables they hold a grant on, and the system
+/// schemas).
 pub(crate) async fn tables(
     ctx: &SessionContext,
+    caller: &Caller,
     query: CommandGetTables,
 ) -> Result<RecordBatch, Status> {
     let include_schema = query.include_schema;
@@ -103,6 +107,10 @@ pub(crate) async fn tables(
             let mut names = schema.table_names();
             names.sort();
             for name in names {
+                let in_catalog = caller.is_catalog_table(&schema_name, &name);
+                if in_catalog && !caller.may_see(&schema_name, &name) {
+                    continue;
+                }
                 let Ok(Some(table)) = schema.table(&name).await else {
                     continue;
                 };

@@ -6,7 +6,9 @@
 //! holds what `DoGet` needs to run the statement (Grafana's Flight SQL source relies on
 //! one endpoint).
 
+mod ingest;
 mod metadata;
+mod track;
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -21,8 +23,8 @@ use arrow_flight::sql::{
     ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetDbSchemas,
     CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery,
     CommandPreparedStatementUpdate, CommandStatementIngest, CommandStatementQuery,
-    CommandStatementUpdate,
-    DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, TicketStatementQuery,
+    CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
+    TicketStatementQuery,
 };
 use arrow_flight::{
     Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
@@ -33,11 +35,9 @@ use base64::Engine as _;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::arrow::ipc::writer::IpcWriteOptions;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::{ParamValues, TableReference};
+use datafusion::common::ParamValues;
 use datafusion::error::DataFusionError;
-use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
@@ -48,7 +48,14 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::engine::{Engine, StatementResult};
 use crate::error::to_status;
-use insightflow_catalog::{rows_affected, DEFAULT_SCHEMA};
+use insightflow_catalog::access::{check_plan, current_caller};
+use insightflow_catalog::rows_affected;
+use insightflow_catalog::Caller;
+use insightflow_functions::ask::collect_notes;
+use tokio::time::{Duration, Instant};
+
+use crate::monitor::{AskRecord, Tracked, Who};
+use track::Tokens;
 
 type DoGetStream = <FlightSqlServer as FlightService>::DoGetStream;
 
@@ -64,22 +71,29 @@ struct Prepared {
 #[derive(Clone)]
 pub struct FlightSqlServer {
     engine: Engine,
-    /// bearer token → user name
-    tokens: Arc<Mutex<HashMap<String, String>>>,
+    tokens: Tokens,
     prepared: Arc<Mutex<HashMap<String, Prepared>>>,
+    /// How long a statement may run, planning included; `None`: no limit.
+    statement_timeout: Option<Duration>,
 }
 
 impl FlightSqlServer {
-    pub fn new(engine: Engine) -> Self {
+    pub fn new(engine: Engine, statement_timeout: Option<Duration>) -> Self {
         Self {
             engine,
-            tokens: Arc::default(),
+            tokens: Tokens::default(),
             prepared: Arc::default(),
+            statement_timeout,
         }
     }
 
     /// The user behind a request's bearer token.
     fn authenticate<T>(&self, req: &Request<T>) -> Result<String, Status> {
+        Ok(self.who(req)?.user)
+    }
+
+    /// Who sent a request: the session and user behind its bearer token.
+    fn who<T>(&self, req: &Request<T>) -> Result<Who, Status> {
         let header = req
             .metadata()
             .get("authorization")
@@ -93,10 +107,32 @@ impl FlightSqlServer {
         let token = header
             .strip_prefix("Bearer ")
             .ok_or_else(|| Status::unauthenticated("expected 'authorization: Bearer <token>'"))?;
-        lock(&self.tokens)
-            .get(token)
-            .cloned()
+        self.tokens
+            .who(token)
             .ok_or_else(|| Status::unauthenticated("unknown or expired token: handshake again"))
+    }
+
+    /// Starts the record of a statement (refused at the rate limit).
+    fn admit(&self, who: &Who, sql: &str) -> Result<Tracked, Status> {
+        track::admit(self.engine.monitor(), who, sql)
+    }
+
+    /// When a statement started now must end.
+    fn deadline(&self) -> Option<Instant> {
+        self.statement_timeout.map(|t| Instant::now() + t)
+    }
+
+    /// Runs `work`, bounded by the statement timeout.
+    async fn bounded<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        match self.statement_timeout {
+            Some(limit) => tokio::time::timeout(limit, work)
+                .await
+                .unwrap_or_else(|_| Err(track::timed_out())),
+            None => work.await,
+        }
     }
 
     fn check_basic(&self, header: &str) -> Result<String, Status> {
@@ -124,7 +160,36 @@ impl FlightSqlServer {
             })
     }
 
-    async fn plan(&self, sql: &str) -> Result<LogicalPlan, Status> {
+    /// The caller behind a request's bearer token: every statement runs as them.
+    fn caller<T>(&self, req: &Request<T>) -> Result<Caller, Status> {
+        Ok(self.engine.caller(&self.authenticate(req)?))
+    }
+
+    /// Plans `sql` as `caller`; what `ask` did goes into `tracked`.
+    async fn plan(
+        &self,
+        caller: &Caller,
+        sql: &str,
+        tracked: &Tracked,
+    ) -> Result<LogicalPlan, Status> {
+        let (plan, notes) =
+            collect_notes(self.bounded(caller.clone().scope(self.plan_as_caller(sql)))).await;
+        if let Some(ask) = notes.asks.last() {
+            tracked.ask(AskRecord {
+                question: ask.question.clone(),
+                sql: ask.sql.clone(),
+                model: ask.model.clone(),
+                tries: ask.tries as u64,
+                outcome: ask.outcome.clone(),
+            });
+        }
+        if let Err(status) = &plan {
+            track::failed(tracked, status);
+        }
+        plan
+    }
+
+    async fn plan_as_caller(&self, sql: &str) -> Result<LogicalPlan, Status> {
         let sql = positional_placeholders(sql);
         let mut stmts = Engine::parse(&sql).map_err(|e| to_status(&e))?;
         if stmts.len() != 1 {
@@ -139,15 +204,47 @@ impl FlightSqlServer {
                 "catalog statements (CREATE, DROP, COPY) run through ExecuteUpdate, not a query",
             ));
         }
-        self.engine
+        let plan = self
+            .engine
             .ctx()
             .state()
             .statement_to_plan(stmt)
             .await
-            .map_err(|e| to_status(&e))
+            .map_err(|e| to_status(&e))?;
+        // Refuse at GetFlightInfo already, not only when the ticket is fetched.
+        current_caller()
+            .map_err(DataFusionError::from)
+            .and_then(|caller| check_plan(&caller, &plan))
+            .map_err(|e| to_status(&e))?;
+        Ok(plan)
     }
 
-    async fn stream_plan(&self, plan: LogicalPlan) -> Result<Response<DoGetStream>, Status> {
+    /// Streams `plan`'s rows as `caller`, recorded in `tracked`, until the deadline.
+    async fn stream_plan(
+        &self,
+        caller: &Caller,
+        plan: LogicalPlan,
+        tracked: Tracked,
+        deadline: Option<Instant>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let started = caller
+            .clone()
+            .scope(self.bounded(self.stream_plan_as_caller(plan, tracked.clone())))
+            .await;
+        match started {
+            Ok(stream) => Ok(Response::new(track::follow(tracked, stream, deadline))),
+            Err(status) => {
+                track::failed(&tracked, &status);
+                Err(status)
+            }
+        }
+    }
+
+    async fn stream_plan_as_caller(
+        &self,
+        plan: LogicalPlan,
+        tracked: Tracked,
+    ) -> Result<DoGetStream, Status> {
         let df = self
             .engine
             .ctx()
@@ -156,7 +253,13 @@ impl FlightSqlServer {
             .map_err(|e| to_status(&e))?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = df.execute_stream().await.map_err(|e| to_status(&e))?;
-        let batches = batches.map_err(|e| FlightError::Tonic(Box::new(to_status(&e))));
+        let batches = batches
+            .inspect(move |batch| {
+                if let Ok(batch) = batch {
+                    tracked.sent(batch.num_rows() as u64, 0);
+                }
+            })
+            .map_err(|e| FlightError::Tonic(Box::new(to_status(&e))));
         let flight = FlightDataEncoderBuilder::new()
             .with_schema(schema)
             .build(batches)
@@ -164,11 +267,21 @@ impl FlightSqlServer {
                 FlightError::Tonic(status) => *status,
                 other => Status::internal(other.to_string()),
             });
-        Ok(Response::new(Box::pin(flight)))
+        Ok(Box::pin(flight))
     }
 
     /// Runs every statement of `sql`; returns rows affected (0 for DDL).
-    async fn execute_update(&self, sql: &str) -> Result<i64, Status> {
+    async fn execute_update(&self, who: &Who, sql: &str) -> Result<i64, Status> {
+        let tracked = self.admit(who, sql)?;
+        let caller = self.engine.caller(&who.user);
+        let result = self
+            .bounded(caller.scope(self.execute_update_as_caller(sql)))
+            .await;
+        track::counted(&tracked, &result);
+        result
+    }
+
+    async fn execute_update_as_caller(&self, sql: &str) -> Result<i64, Status> {
         let mut affected = 0;
         for result in self
             .engine
@@ -313,8 +426,11 @@ impl FlightSqlService for FlightSqlServer {
             .to_str()
             .map_err(|_| Status::unauthenticated("authorization header is not text"))?;
         let user = self.check_basic(header)?;
-        let token = uuid::Uuid::new_v4().simple().to_string();
-        lock(&self.tokens).insert(token.clone(), user);
+        let client = request
+            .remote_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let token = self.tokens.issue(self.engine.monitor(), user, client);
         let reply = HandshakeResponse {
             protocol_version: 0,
             payload: token.clone().into(),
@@ -332,8 +448,18 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(&request)?;
-        let plan = self.plan(&query.query).await?;
+        let who = self.who(&request)?;
+        let caller = self.engine.caller(&who.user);
+        // Recorded only if it fails here; a query that plans is recorded at DoGet.
+        let tracked = self.admit(&who, &query.query)?;
+        let plan = self.plan(&caller, &query.query, &tracked).await;
+        let plan = match plan {
+            Ok(plan) => {
+                tracked.discard();
+                plan
+            }
+            Err(status) => return Err(status),
+        };
         let schema = plan.schema().as_arrow().clone();
         let ticket = TicketStatementQuery {
             statement_handle: query.query.into_bytes().into(),
@@ -350,11 +476,14 @@ impl FlightSqlService for FlightSqlServer {
         ticket: TicketStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.authenticate(&request)?;
+        let who = self.who(&request)?;
+        let caller = self.engine.caller(&who.user);
         let sql = String::from_utf8(ticket.statement_handle.to_vec())
             .map_err(|_| Status::invalid_argument("ticket is not a statement"))?;
-        let plan = self.plan(&sql).await?;
-        self.stream_plan(plan).await
+        let deadline = self.deadline();
+        let tracked = self.engine.monitor().begin(who, &sql);
+        let plan = self.plan(&caller, &sql, &tracked).await?;
+        self.stream_plan(&caller, plan, tracked, deadline).await
     }
 
     async fn do_action_create_prepared_statement(
@@ -362,8 +491,11 @@ impl FlightSqlService for FlightSqlServer {
         query: ActionCreatePreparedStatementRequest,
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        self.authenticate(&request)?;
-        let plan = self.plan(&query.query).await?;
+        let who = self.who(&request)?;
+        let caller = self.engine.caller(&who.user);
+        let tracked = self.admit(&who, &query.query)?;
+        let plan = self.plan(&caller, &query.query, &tracked).await?;
+        tracked.discard();
         let dataset_schema = schema_bytes(plan.schema().as_arrow())?;
         let params = parameter_schema(&plan).map_err(|e| to_status(&e))?;
         let parameter_schema = if params.fields().is_empty() {
@@ -421,10 +553,13 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandPreparedStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.authenticate(&request)?;
+        let who = self.who(&request)?;
+        let caller = self.engine.caller(&who.user);
         let prepared = self.prepared(&query.prepared_statement_handle)?;
-        let plan = Self::bound_plan(&prepared)?;
-        self.stream_plan(plan).await
+        let tracked = self.admit(&who, &prepared.sql)?;
+        let plan = Self::bound_plan(&prepared).inspect_err(|s| track::failed(&tracked, s))?;
+        let deadline = self.deadline();
+        self.stream_plan(&caller, plan, tracked, deadline).await
     }
 
     async fn do_put_prepared_statement_update(
@@ -432,22 +567,29 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandPreparedStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        self.authenticate(&request)?;
+        let who = self.who(&request)?;
+        let caller = self.engine.caller(&who.user);
         let mut prepared = self.prepared(&query.prepared_statement_handle)?;
         let params = read_parameters(request.into_inner()).await?;
         if params_is_empty(&params) {
-            return self.execute_update(&prepared.sql).await;
+            return self.execute_update(&who, &prepared.sql).await;
         }
+        let tracked = self.admit(&who, &prepared.sql)?;
         prepared.params = Some(params);
-        let plan = Self::bound_plan(&prepared)?;
-        let df = self
-            .engine
-            .ctx()
-            .execute_logical_plan(plan)
-            .await
-            .map_err(|e| to_status(&e))?;
-        let batches = df.collect().await.map_err(|e| to_status(&e))?;
-        Ok(rows_affected(&batches) as i64)
+        let run = async {
+            let plan = Self::bound_plan(&prepared)?;
+            let df = self
+                .engine
+                .ctx()
+                .execute_logical_plan(plan)
+                .await
+                .map_err(|e| to_status(&e))?;
+            let batches = df.collect().await.map_err(|e| to_status(&e))?;
+            Ok(rows_affected(&batches) as i64)
+        };
+        let result = self.bounded(caller.scope(run)).await;
+        track::counted(&tracked, &result);
+        result
     }
 
     async fn do_action_close_prepared_statement(
@@ -466,8 +608,8 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        self.authenticate(&request)?;
-        self.execute_update(&query.query).await
+        let who = self.who(&request)?;
+        self.execute_update(&who, &query.query).await
     }
 
     /// ADBC `adbc_ingest`: create, append, replace or create-append a managed table
@@ -477,68 +619,21 @@ impl FlightSqlService for FlightSqlServer {
         ticket: CommandStatementIngest,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        use arrow_flight::sql::{TableExistsOption, TableNotExistOption};
-        self.authenticate(&request)?;
-        if ticket.temporary {
-            return Err(Status::unimplemented("temporary ingest tables are not supported"));
-        }
-        let schema_name = ticket.schema.clone().unwrap_or_else(|| DEFAULT_SCHEMA.to_string());
-        let table = TableReference::partial(schema_name.as_str(), ticket.table.as_str());
-        let options = ticket.table_definition_options.unwrap_or_default();
-        let if_exists = TableExistsOption::try_from(options.if_exists).unwrap_or(TableExistsOption::Fail);
-        let if_not_exist =
-            TableNotExistOption::try_from(options.if_not_exist).unwrap_or(TableNotExistOption::Fail);
-
-        let mut batches = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
-            request.into_inner().map_err(FlightError::from),
-        )
-        .peekable();
-        // The schema comes with the first message, before any rows.
-        let _ = std::pin::Pin::new(&mut batches).peek().await;
-        let schema = batches
-            .get_ref()
-            .schema()
-            .cloned()
-            .ok_or_else(|| Status::invalid_argument("ingest stream has no schema"))?;
-
-        let ctx = self.engine.ctx();
-        let catalog = self.engine.catalog();
-        let exists = ctx.table_exist(table.clone()).map_err(|e| to_status(&e))?;
-        match (exists, if_exists, if_not_exist) {
-            (true, TableExistsOption::Append, _) => {}
-            (true, TableExistsOption::Replace, _) => {
-                catalog
-                    .drop_table(ctx, &schema_name, &ticket.table)
-                    .await
-                    .map_err(|e| to_status(&e))?;
-                catalog
-                    .create_managed_table(ctx, &schema_name, &ticket.table, schema.clone())
-                    .map_err(|e| to_status(&e))?;
-            }
-            (true, _, _) => {
-                return Err(Status::already_exists(format!(
-                    "table \"{}\" already exists (SQLSTATE 42P07)",
-                    ticket.table
-                )))
-            }
-            (false, _, TableNotExistOption::Create) => catalog
-                .create_managed_table(ctx, &schema_name, &ticket.table, schema.clone())
-                .map_err(|e| to_status(&e))?,
-            (false, _, _) => {
-                return Err(Status::not_found(format!(
-                    "table \"{}\" does not exist (SQLSTATE 42P01)",
-                    ticket.table
-                )))
-            }
-        }
-        let rows = batches.map_err(|e| DataFusionError::External(Box::new(e)));
-        let rows = Box::pin(RecordBatchStreamAdapter::new(schema, rows));
-        let written = self
-            .engine
-            .insert_stream(table, rows, InsertOp::Append)
-            .await
-            .map_err(|e| to_status(&e))?;
-        Ok(written as i64)
+        let who = self.who(&request)?;
+        let caller = self.engine.caller(&who.user);
+        let what = format!(
+            "-- Flight bulk ingest into {}{}",
+            ticket
+                .schema
+                .as_deref()
+                .map(|s| format!("{s}."))
+                .unwrap_or_default(),
+            ticket.table
+        );
+        let tracked = self.admit(&who, &what)?;
+        let result = caller.scope(self.ingest(ticket, request)).await;
+        track::counted(&tracked, &result);
+        result
     }
 
     async fn get_flight_info_catalogs(
@@ -606,9 +701,9 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandGetTables,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.authenticate(&request)?;
+        let caller = self.caller(&request)?;
         Ok(batch_stream(
-            metadata::tables(self.engine.ctx(), query).await?,
+            metadata::tables(self.engine.ctx(), &caller, query).await?,
         ))
     }
 

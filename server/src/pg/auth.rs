@@ -33,6 +33,7 @@ impl AuthSource for CatalogAuthSource {
         let user = self
             .store
             .user(name)
+            .filter(|u| u.login)
             .ok_or_else(|| PgWireError::InvalidPassword(name.to_string()))?;
         let (salt, salted) = user
             .verifier

@@ -39,7 +39,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::engine::Engine;
-use crate::error::to_pg_error;
+use crate::error::{classify, to_pg_error};
+use crate::monitor::Tracked;
 
 /// How rows are written as text.
 #[derive(Debug, Clone)]
@@ -80,7 +81,10 @@ pub(crate) enum CopyCommand {
 /// The `COPY ... FROM STDIN` / `TO STDOUT` in `sql`, if that is what it is.
 pub(crate) fn parse(sql: &str) -> Option<Result<CopyCommand>> {
     let trimmed = sql.trim_start();
-    if !trimmed.get(..4).is_some_and(|w| w.eq_ignore_ascii_case("copy")) {
+    if !trimmed
+        .get(..4)
+        .is_some_and(|w| w.eq_ignore_ascii_case("copy"))
+    {
         return None;
     }
     let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
@@ -98,35 +102,54 @@ pub(crate) fn parse(sql: &str) -> Option<Result<CopyCommand>> {
     if !matches!(target, CopyTarget::Stdin | CopyTarget::Stdout) {
         return None; // COPY ... TO 'file' is the catalog's
     }
-    Some(format_of(&options, &legacy_options).map(|format| match (source, to) {
-        (CopySource::Table { table_name, columns }, false) => CopyCommand::FromStdin {
-            table: TableReference::from(table_name.to_string().as_str()),
-            columns: columns.into_iter().map(|c| c.value).collect(),
-            format,
-        },
-        (CopySource::Table { table_name, columns }, true) => {
-            let columns = if columns.is_empty() {
-                "*".to_string()
-            } else {
-                columns.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ")
-            };
-            CopyCommand::ToStdout {
-                query: format!("SELECT {columns} FROM {table_name}"),
+    Some(
+        format_of(&options, &legacy_options).map(|format| match (source, to) {
+            (
+                CopySource::Table {
+                    table_name,
+                    columns,
+                },
+                false,
+            ) => CopyCommand::FromStdin {
+                table: TableReference::from(table_name.to_string().as_str()),
+                columns: columns.into_iter().map(|c| c.value).collect(),
                 format,
+            },
+            (
+                CopySource::Table {
+                    table_name,
+                    columns,
+                },
+                true,
+            ) => {
+                let columns = if columns.is_empty() {
+                    "*".to_string()
+                } else {
+                    columns
+                        .iter()
+                        .map(|c| c.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                CopyCommand::ToStdout {
+                    query: format!("SELECT {columns} FROM {table_name}"),
+                    format,
+                }
             }
-        }
-        (CopySource::Query(query), _) => CopyCommand::ToStdout {
-            query: query.to_string(),
-            format,
-        },
-    }))
+            (CopySource::Query(query), _) => CopyCommand::ToStdout {
+                query: query.to_string(),
+                format,
+            },
+        }),
+    )
 }
 
 fn format_of(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<CopyFormat> {
     let mut f = CopyFormat::default();
     let byte = |c: char, what: &str| -> Result<u8> {
-        u8::try_from(c as u32)
-            .map_err(|_| DataFusionError::Plan(format!("COPY {what} must be a single-byte character")))
+        u8::try_from(c as u32).map_err(|_| {
+            DataFusionError::Plan(format!("COPY {what} must be a single-byte character"))
+        })
     };
     for option in options {
         match option {
@@ -169,13 +192,21 @@ fn format_of(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<Copy
             _ => {}
         }
     }
-    if f.csv && !options.iter().any(|o| matches!(o, CopyOption::Delimiter(_)))
-        && !legacy.iter().any(|o| matches!(o, CopyLegacyOption::Delimiter(_)))
+    if f.csv
+        && !options
+            .iter()
+            .any(|o| matches!(o, CopyOption::Delimiter(_)))
+        && !legacy
+            .iter()
+            .any(|o| matches!(o, CopyLegacyOption::Delimiter(_)))
     {
         f.delimiter = b',';
     }
-    if f.csv && !options.iter().any(|o| matches!(o, CopyOption::Null(_)))
-        && !legacy.iter().any(|o| matches!(o, CopyLegacyOption::Null(_)))
+    if f.csv
+        && !options.iter().any(|o| matches!(o, CopyOption::Null(_)))
+        && !legacy
+            .iter()
+            .any(|o| matches!(o, CopyLegacyOption::Null(_)))
     {
         f.null = String::new();
     }
@@ -192,6 +223,7 @@ struct CopyIn {
     insert: JoinHandle<Result<u64>>,
     /// Text format ends with a `\.` line some clients send.
     text: bool,
+    tracked: Tracked,
 }
 
 /// COPY FROM STDIN state of every connection, by backend pid.
@@ -207,6 +239,7 @@ impl CopyIns {
         table: TableReference,
         columns: Vec<String>,
         format: CopyFormat,
+        tracked: Tracked,
     ) -> Result<CopyResponse> {
         let provider = engine.ctx().table_provider(table.clone()).await?;
         let table_schema = provider.schema();
@@ -237,9 +270,20 @@ impl CopyIns {
         let rows = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
         let rows = Box::pin(RecordBatchStreamAdapter::new(table_schema.clone(), rows));
         let engine = engine.clone();
-        let insert = tokio::spawn(async move {
-            engine.insert_stream(table, rows, InsertOp::Append).await
-        });
+        let caller = insightflow_catalog::access::current_caller()?;
+        caller.check_table(insightflow_catalog::access::Privilege::Insert, &table)?;
+        let record = tracked.clone();
+        let insert = tokio::spawn(caller.scope(async move {
+            let written = engine.insert_stream(table, rows, InsertOp::Append).await;
+            match &written {
+                Ok(rows) => record.affected(*rows),
+                Err(e) => {
+                    let class = classify(e);
+                    record.fail(class.sqlstate, &class.message);
+                }
+            }
+            written
+        }));
         let columns = sent.fields().len();
         self.0.lock().insert(
             pid,
@@ -250,6 +294,7 @@ impl CopyIns {
                 rows: tx,
                 insert,
                 text: !format.csv,
+                tracked,
             },
         );
         Ok(CopyResponse::new(0, columns, futures::stream::empty()))
@@ -280,7 +325,10 @@ fn decode(copy: &mut CopyIn, mut data: &[u8], end: bool) -> Result<Vec<RecordBat
 /// Fills the columns the client did not send with NULLs.
 fn to_table_layout(batch: RecordBatch, sent: &Schema, table: &SchemaRef) -> Result<RecordBatch> {
     if sent.fields().len() == table.fields().len() {
-        return Ok(RecordBatch::try_new(table.clone(), batch.columns().to_vec())?);
+        return Ok(RecordBatch::try_new(
+            table.clone(),
+            batch.columns().to_vec(),
+        )?);
     }
     let columns: Vec<ArrayRef> = table
         .fields()
@@ -346,11 +394,13 @@ impl CopyHandler for PgCopy {
     {
         let pid = client.pid_and_secret_key().0;
         let Some(mut copy) = self.ins.0.lock().remove(&pid) else {
-            return Err(PgWireError::UserError(Box::new(pgwire::error::ErrorInfo::new(
-                "ERROR".into(),
-                "08P01".into(),
-                "CopyDone without a COPY FROM STDIN in progress".into(),
-            ))));
+            return Err(PgWireError::UserError(Box::new(
+                pgwire::error::ErrorInfo::new(
+                    "ERROR".into(),
+                    "08P01".into(),
+                    "CopyDone without a COPY FROM STDIN in progress".into(),
+                ),
+            )));
         };
         let last = decode(&mut copy, &[], true);
         let sender = copy.rows.clone();
@@ -388,7 +438,13 @@ impl CopyHandler for PgCopy {
         let pid = client.pid_and_secret_key().0;
         if let Some(copy) = self.ins.0.lock().remove(&pid) {
             // Failing the input stream fails the insert: nothing is committed.
-            let _ = copy.rows.try_send(Err(DataFusionError::Execution("COPY aborted".into())));
+            let _ = copy
+                .rows
+                .try_send(Err(DataFusionError::Execution("COPY aborted".into())));
+            copy.tracked.fail(
+                "57014",
+                &format!("COPY from stdin failed: {}", fail.message),
+            );
             copy.insert.abort();
         }
         PgWireError::UserError(Box::new(pgwire::error::ErrorInfo::new(
@@ -400,13 +456,21 @@ impl CopyHandler for PgCopy {
 }
 
 /// `COPY (query) TO STDOUT`: one CopyData message per row.
-pub(crate) async fn copy_out(engine: &Engine, query: &str, format: CopyFormat) -> Result<CopyResponse> {
+pub(crate) async fn copy_out(
+    engine: &Engine,
+    query: &str,
+    format: CopyFormat,
+) -> Result<CopyResponse> {
     let df = engine.query(query).await?;
     let schema = df.schema().as_arrow().clone();
     let columns = schema.fields().len();
     // The header goes in the first message, so the COPY count is the row count.
     let mut header = format.header.then(|| {
-        let names: Vec<String> = schema.fields().iter().map(|f| quote_csv(f.name(), &format)).collect();
+        let names: Vec<String> = schema
+            .fields()
+            .iter()
+            .map(|f| quote_csv(f.name(), &format))
+            .collect();
         format!("{}\n", names.join(&(format.delimiter as char).to_string()))
     });
     let stream = df.execute_stream().await?;
@@ -467,7 +531,10 @@ fn quote_csv(value: &str, format: &CopyFormat) -> String {
     let needs = value.is_empty() && format.null.is_empty()
         || value.contains([format.delimiter as char, quote, '\n', '\r']);
     if needs {
-        format!("{quote}{}{quote}", value.replace(quote, &format!("{quote}{quote}")))
+        format!(
+            "{quote}{}{quote}",
+            value.replace(quote, &format!("{quote}{quote}"))
+        )
     } else {
         value.to_string()
     }

@@ -1,10 +1,12 @@
 //! The Postgres wire protocol front end: listener, TLS, handlers.
 
+mod admission;
 mod auth;
 mod cancel;
 mod copy;
 mod session;
 mod show;
+mod track;
 
 use std::fs::File;
 use std::io::BufReader;
@@ -24,12 +26,34 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn, Instrument};
 
 use crate::engine::Engine;
+use crate::monitor::Protocol;
+use admission::{ConnectionCap, ConnectionHandlers};
 use auth::{CatalogAuthSource, PgParameters};
 use cancel::{PgCancel, RunningQueries};
 use session::{PgErrors, PgSession};
 
+/// What each pg connection may use.
+#[derive(Debug, Clone, Copy)]
+pub struct PgLimits {
+    pub max_connections: usize,
+    /// For sessions that did not `SET statement_timeout`.
+    pub statement_timeout: Option<std::time::Duration>,
+}
+
+impl Default for PgLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 100,
+            statement_timeout: None,
+        }
+    }
+}
+
 /// Everything a pg connection needs; one per server.
 pub struct PgHandlers {
+    engine: Engine,
+    limits: PgLimits,
+    cap: Arc<ConnectionCap>,
     session: Arc<PgSession>,
     parameters: Arc<PgParameters>,
     auth: Arc<CatalogAuthSource>,
@@ -38,12 +62,19 @@ pub struct PgHandlers {
 }
 
 impl PgHandlers {
-    pub fn new(engine: Engine) -> Self {
+    pub fn new(engine: Engine, limits: PgLimits) -> Self {
         let store = engine.catalog().store().clone();
         let connections = Arc::new(ConnectionManager::new());
         let running = Arc::new(RunningQueries::default());
         Self {
-            session: Arc::new(PgSession::new(engine, running.clone())),
+            session: Arc::new(PgSession::new(
+                engine.clone(),
+                running.clone(),
+                limits.statement_timeout,
+            )),
+            cap: ConnectionCap::new(limits.max_connections),
+            limits,
+            engine,
             parameters: Arc::new(PgParameters::new(store.clone())),
             auth: Arc::new(CatalogAuthSource::new(store)),
             cancel: Arc::new(PgCancel::new(
@@ -52,6 +83,10 @@ impl PgHandlers {
             )),
             connections,
         }
+    }
+
+    pub(crate) fn max_connections(&self) -> usize {
+        self.limits.max_connections
     }
 }
 
@@ -94,14 +129,28 @@ pub async fn serve(listener: TcpListener, handlers: Arc<PgHandlers>, tls: Option
         match listener.accept().await {
             Ok((socket, addr)) => {
                 let _ = socket.set_nodelay(true);
-                let handlers = handlers.clone();
+                let place = handlers.cap.enter();
+                let monitor = handlers.engine.monitor().clone();
+                if !place.admitted {
+                    monitor.connection_refused();
+                }
+                let connection = ConnectionHandlers {
+                    shared: handlers.clone(),
+                    admitted: place.admitted,
+                };
                 let tls = tls.clone();
                 let span = tracing::info_span!("pg_connection", client = %addr);
                 tokio::spawn(
                     async move {
-                        if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
+                        let _open = monitor.connection(Protocol::Pg);
+                        let _session = place
+                            .admitted
+                            .then(|| monitor.open_session(Protocol::Pg, addr.to_string()));
+                        if let Err(e) = pgwire::tokio::process_socket(socket, tls, connection).await
+                        {
                             info!(error = %e, "connection ended with an error");
                         }
+                        drop(place);
                     }
                     .instrument(span),
                 );

@@ -17,9 +17,9 @@ use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use datafusion_postgres::{DfSessionService, Parser, QueryHook};
 use futures::{Sink, SinkExt};
-use insightflow_functions::ask::collect_notices;
+use insightflow_catalog::{Caller, Catalog, CatalogOutcome};
+use insightflow_functions::ask::{collect_notes, Notes};
 use parking_lot::Mutex;
-use insightflow_catalog::{Catalog, CatalogOutcome};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{FieldInfo, Response, Tag};
@@ -33,10 +33,17 @@ use tracing::debug;
 use super::cancel::RunningQueries;
 use super::copy::{self, CopyCommand, CopyIns};
 use super::show::PgCompatHook;
+use super::track;
 use crate::engine::Engine;
 use crate::error::{refine_pg_error, to_pg_error};
+use crate::monitor::Tracked;
 
 type PgStatement = <DfSessionService as ExtendedQueryHandler>::Statement;
+
+/// Where datafusion-postgres keeps a session's `statement_timeout`.
+const STATEMENT_TIMEOUT_MS: &str = "statement_timeout_ms";
+/// Marks a session that got the server's defaults.
+const DEFAULTS_APPLIED: &str = "insightflow.defaults";
 
 /// The query handlers of every pg connection.
 pub(crate) struct PgSession {
@@ -44,11 +51,17 @@ pub(crate) struct PgSession {
     inner: Arc<DfSessionService>,
     parser: Arc<PgParser>,
     running: Arc<RunningQueries>,
+    /// For sessions that did not `SET statement_timeout`.
+    default_timeout: Option<std::time::Duration>,
     pub(crate) copy_ins: Arc<CopyIns>,
 }
 
 impl PgSession {
-    pub(crate) fn new(engine: Engine, running: Arc<RunningQueries>) -> Self {
+    pub(crate) fn new(
+        engine: Engine,
+        running: Arc<RunningQueries>,
+        default_timeout: Option<std::time::Duration>,
+    ) -> Self {
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
             Arc::new(PgCompatHook),
             Arc::new(CursorStatementHook),
@@ -60,6 +73,7 @@ impl PgSession {
             hooks,
         ));
         let parser = Arc::new(PgParser {
+            engine: engine.clone(),
             inner: ExtendedQueryHandler::query_parser(inner.as_ref()),
             notices: Mutex::new(HashMap::new()),
         });
@@ -68,6 +82,7 @@ impl PgSession {
             inner,
             parser,
             running,
+            default_timeout,
             copy_ins: Arc::default(),
         }
     }
@@ -79,7 +94,7 @@ impl PgSession {
         // Where datafusion-postgres keeps `SET statement_timeout` (0 or unset: none).
         let timeout = client
             .metadata()
-            .get("statement_timeout_ms")
+            .get(STATEMENT_TIMEOUT_MS)
             .and_then(|ms| ms.parse::<u64>().ok())
             .filter(|ms| *ms > 0)
             .map(std::time::Duration::from_millis);
@@ -89,11 +104,28 @@ impl PgSession {
         }
     }
 
+    /// Gives a session the server's defaults before its first statement, so that its
+    /// own `SET statement_timeout` (0 included) replaces them.
+    fn apply_defaults<C: ClientInfo>(&self, client: &mut C) {
+        if client.metadata().contains_key(DEFAULTS_APPLIED) {
+            return;
+        }
+        let metadata = client.metadata_mut();
+        metadata.insert(DEFAULTS_APPLIED.to_string(), "true".to_string());
+        if let Some(timeout) = self.default_timeout {
+            metadata.insert(
+                STATEMENT_TIMEOUT_MS.to_string(),
+                timeout.as_millis().to_string(),
+            );
+        }
+    }
+
     /// `COPY ... FROM STDIN` starts the copy sub-protocol; `TO STDOUT` streams rows.
     async fn run_copy<C: ClientInfo>(
         &self,
         client: &C,
         copy: datafusion::error::Result<CopyCommand>,
+        tracked: &Tracked,
     ) -> PgWireResult<Response> {
         let response = match copy.map_err(|e| to_pg_error(&e))? {
             CopyCommand::FromStdin {
@@ -103,7 +135,7 @@ impl PgSession {
             } => {
                 let pid = client.pid_and_secret_key().0;
                 self.copy_ins
-                    .start(&self.engine, pid, table, columns, format)
+                    .start(&self.engine, pid, table, columns, format, tracked.clone())
                     .await
                     .map(Response::CopyIn)
             }
@@ -123,6 +155,20 @@ impl PgSession {
             .map_err(|e| to_pg_error(&e))?;
         Ok(Response::Execution(tag_of(&outcome)))
     }
+}
+
+/// The user this connection authenticated as.
+fn session_user<C: ClientInfo + ?Sized>(client: &C) -> String {
+    client
+        .metadata()
+        .get(pgwire::api::METADATA_USER)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Every statement of a connection runs as its user.
+fn session_caller<C: ClientInfo + ?Sized>(engine: &Engine, client: &C) -> Caller {
+    engine.caller(&session_user(client))
 }
 
 fn tag_of(outcome: &CatalogOutcome) -> Tag {
@@ -152,20 +198,53 @@ impl SimpleQueryHandler for PgSession {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        self.apply_defaults(client);
+        let caller = session_caller(&self.engine, client);
+        let tracked = track::admit(&self.engine, client, caller.name(), query)?;
+        let result = caller
+            .scope(self.simple_query(client, query, &tracked))
+            .await;
+        match result {
+            Ok(mut responses) => {
+                track::follow(&tracked, &mut responses);
+                Ok(responses)
+            }
+            Err(e) => {
+                track::failed(&tracked, &e);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl PgSession {
+    async fn simple_query<C>(
+        &self,
+        client: &mut C,
+        query: &str,
+        tracked: &Tracked,
+    ) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
         if let Some(copy) = copy::parse(query) {
-            return Ok(vec![self.run_copy(client, copy).await?]);
+            return Ok(vec![self.run_copy(client, copy, tracked).await?]);
         }
         let stmts = match Engine::parse(query) {
             Ok(stmts) if stmts.iter().any(Catalog::handles) => stmts,
             // Queries (and pg syntax DataFusion's parser does not know) go as they came.
             _ => {
-                let (responses, notices) = collect_notices(SimpleQueryHandler::do_query(
+                let (responses, notes) = collect_notes(SimpleQueryHandler::do_query(
                     self.inner.as_ref(),
                     client,
                     query,
                 ))
                 .await;
-                send_notices(client, notices).await?;
+                track::noted(tracked, &notes);
+                send_notices(client, notes).await?;
                 let mut responses = responses?;
                 self.watch(client, &mut responses);
                 return Ok(responses);
@@ -178,13 +257,14 @@ impl SimpleQueryHandler for PgSession {
                 self.run_catalog_statement(stmt).await.map(|r| vec![r])
             } else {
                 let text = stmt.to_string();
-                let (result, notices) = collect_notices(SimpleQueryHandler::do_query(
+                let (result, notes) = collect_notes(SimpleQueryHandler::do_query(
                     self.inner.as_ref(),
                     client,
                     &text,
                 ))
                 .await;
-                send_notices(client, notices).await?;
+                track::noted(tracked, &notes);
+                send_notices(client, notes).await?;
                 result
             };
             match result {
@@ -224,16 +304,51 @@ impl ExtendedQueryHandler for PgSession {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        self.apply_defaults(client);
+        let caller = session_caller(&self.engine, client);
+        let sql = &portal.statement.statement.0;
+        let tracked = track::admit(&self.engine, client, caller.name(), sql)?;
+        let result = caller
+            .scope(self.extended_query(client, portal, max_rows, &tracked))
+            .await;
+        match result {
+            Ok(mut response) => {
+                track::follow(&tracked, std::slice::from_mut(&mut response));
+                Ok(response)
+            }
+            Err(e) => {
+                track::failed(&tracked, &e);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl PgSession {
+    async fn extended_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<PgStatement>,
+        max_rows: usize,
+        tracked: &Tracked,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = PgStatement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
         let (sql, plan) = &portal.statement.statement;
         if plan.is_none() {
             if let Some(stmt) = catalog_statement(sql) {
                 return self.run_catalog_statement(stmt).await;
             }
             if let Some(copy) = copy::parse(sql) {
-                return self.run_copy(client, copy).await;
+                return self.run_copy(client, copy, tracked).await;
             }
         }
-        let pending = self.parser.take_notices(client.pid_and_secret_key().0);
+        let pending = self.parser.take_notes(client.pid_and_secret_key().0);
+        track::noted(tracked, &pending);
         send_notices(client, pending).await?;
         let mut response =
             ExtendedQueryHandler::do_query(self.inner.as_ref(), client, portal, max_rows).await?;
@@ -245,25 +360,26 @@ impl ExtendedQueryHandler for PgSession {
 /// datafusion-postgres's parser, except that catalog statements are kept as text
 /// (planned nothing) so `do_query` can hand them to the catalog.
 pub(crate) struct PgParser {
+    engine: Engine,
     inner: Arc<Parser>,
     /// Notices raised while planning (the SQL `ask` generated), by connection, until
     /// the portal runs: Parse has no way to send them.
-    notices: Mutex<HashMap<i32, Vec<String>>>,
+    notices: Mutex<HashMap<i32, Notes>>,
 }
 
 impl PgParser {
-    fn take_notices(&self, pid: i32) -> Vec<String> {
+    fn take_notes(&self, pid: i32) -> Notes {
         self.notices.lock().remove(&pid).unwrap_or_default()
     }
 }
 
 /// Sends `notices` to the client as NOTICE messages (psql prints them).
-async fn send_notices<C>(client: &mut C, notices: Vec<String>) -> PgWireResult<()>
+async fn send_notices<C>(client: &mut C, notes: Notes) -> PgWireResult<()>
 where
     C: Sink<PgWireBackendMessage> + Unpin + Send,
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
-    for notice in notices {
+    for notice in notes.notices {
         let info = ErrorInfo::new("NOTICE".to_string(), "00000".to_string(), notice);
         client
             .send(PgWireBackendMessage::NoticeResponse(info.into()))
@@ -288,10 +404,23 @@ impl QueryParser for PgParser {
         if catalog_statement(sql).is_some() || copy::parse(sql).is_some() {
             return Ok(Some((sql.to_string(), None)));
         }
-        let (parsed, notices) = collect_notices(self.inner.parse_sql(client, sql, types)).await;
-        if !notices.is_empty() {
+        let caller = session_caller(&self.engine, client);
+        let (parsed, notes) = caller
+            .clone()
+            .scope(collect_notes(self.inner.parse_sql(client, sql, types)))
+            .await;
+        if let Err(e) = &parsed {
+            // The statement never reaches Execute: record it here.
+            let tracked = track::begin(&self.engine, client, caller.name(), sql);
+            track::noted(&tracked, &notes);
+            track::failed(&tracked, e);
+        }
+        if notes != Notes::default() {
             let pid = client.pid_and_secret_key().0;
-            self.notices.lock().entry(pid).or_default().extend(notices);
+            let mut pending = self.notices.lock();
+            let entry = pending.entry(pid).or_default();
+            entry.notices.extend(notes.notices);
+            entry.asks.extend(notes.asks);
         }
         parsed
     }

@@ -57,17 +57,32 @@ pub(crate) enum Cue {
     /// "which", "what" (a group when a table or column follows)
     Which,
     /// "top 3", "highest", "lowest": `desc` for the top.
-    Rank { desc: bool, n: Option<usize> },
+    Rank {
+        desc: bool,
+        n: Option<usize>,
+    },
     Bucket(Bucket),
-    Table { table: usize, plural: bool },
+    Table {
+        table: usize,
+        plural: bool,
+    },
     /// A column; the same name may be in several tables.
-    Column { candidates: Vec<ColRef>, plural: bool },
+    Column {
+        candidates: Vec<ColRef>,
+        plural: bool,
+    },
     /// A value seen in the data, with the columns that hold it.
-    Value { candidates: Vec<ColRef>, value: String },
+    Value {
+        candidates: Vec<ColRef>,
+        value: String,
+    },
     Year(i32),
     Month(u32),
     /// "last 30 days": the `n` units up to the newest date.
-    Last { n: u32, unit: Bucket },
+    Last {
+        n: u32,
+        unit: Bucket,
+    },
     /// "list", "show"
     List,
     And,
@@ -76,33 +91,159 @@ pub(crate) enum Cue {
 }
 
 const STOPWORDS: &[&str] = &[
-    "the", "a", "an", "of", "in", "on", "at", "for", "from", "to", "with", "is", "are", "was",
-    "were", "be", "been", "do", "does", "did", "me", "my", "our", "we", "i", "you", "all",
-    "there", "have", "has", "had", "or", "that", "this", "those", "these", "it", "its",
-    "please", "give", "tell", "about", "as", "over", "during", "where", "when", "who", "made",
-    "get", "see", "want", "know", "can", "could", "would", "whats", "s", "their", "them",
-    "than", "into", "within", "up", "out", "only", "so", "far", "ever", "overall", "every",
-    "time", "data", "value", "values", "whole", "entire", "any", "some", "did", "had",
-    "get", "got", "generated", "brought", "produced", "recorded", "placed", "made", "come",
+    "the",
+    "a",
+    "an",
+    "of",
+    "in",
+    "on",
+    "at",
+    "for",
+    "from",
+    "to",
+    "with",
+    "is",
+    "are",
+    "was",
+    "were",
+    "be",
+    "been",
+    "do",
+    "does",
+    "did",
+    "me",
+    "my",
+    "our",
+    "we",
+    "i",
+    "you",
+    "all",
+    "there",
+    "have",
+    "has",
+    "had",
+    "or",
+    "that",
+    "this",
+    "those",
+    "these",
+    "it",
+    "its",
+    "please",
+    "give",
+    "tell",
+    "about",
+    "as",
+    "over",
+    "during",
+    "where",
+    "when",
+    "who",
+    "made",
+    "get",
+    "see",
+    "want",
+    "know",
+    "can",
+    "could",
+    "would",
+    "whats",
+    "s",
+    "their",
+    "them",
+    "than",
+    "into",
+    "within",
+    "up",
+    "out",
+    "only",
+    "so",
+    "far",
+    "ever",
+    "overall",
+    "every",
+    "time",
+    "data",
+    "value",
+    "values",
+    "whole",
+    "entire",
+    "any",
+    "some",
+    "did",
+    "had",
+    "get",
+    "got",
+    "generated",
+    "brought",
+    "produced",
+    "recorded",
+    "placed",
+    "made",
+    "come",
 ];
 
 const MONTHS: [&str; 12] = [
-    "january", "february", "march", "april", "may", "june", "july", "august", "september",
-    "october", "november", "december",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
 ];
 
 /// Words that name the same thing, by canonical (singular) word.
 const SYNONYMS: &[(&str, &[&str])] = &[
     ("customer", &["client", "buyer", "shopper", "account"]),
     ("product", &["item", "article", "good", "sku"]),
-    ("sale", &["order", "purchase", "transaction", "sold", "bought", "ordered", "purchased", "sell"]),
-    ("revenue", &["income", "turnover", "earning", "amount", "money", "sale amount"]),
-    ("quantity", &["unit", "qty", "volume", "units sold", "item sold"]),
+    (
+        "sale",
+        &[
+            "order",
+            "purchase",
+            "transaction",
+            "sold",
+            "bought",
+            "ordered",
+            "purchased",
+            "sell",
+        ],
+    ),
+    (
+        "revenue",
+        &[
+            "income",
+            "turnover",
+            "earning",
+            "amount",
+            "money",
+            "sale amount",
+        ],
+    ),
+    (
+        "quantity",
+        &["unit", "qty", "volume", "units sold", "item sold"],
+    ),
     ("price", &["cost", "unit cost"]),
     ("region", &["area", "territory", "zone"]),
     ("category", &["type", "kind", "class"]),
     ("segment", &["tier", "customer type"]),
-    ("signup", &["signed up", "sign up", "joined", "registered", "registration"]),
+    (
+        "signup",
+        &[
+            "signed up",
+            "sign up",
+            "joined",
+            "registered",
+            "registration",
+        ],
+    ),
     ("name", &["title", "label"]),
 ];
 
@@ -110,7 +251,11 @@ const SYNONYMS: &[(&str, &[&str])] = &[
 pub(crate) fn singular(word: &str) -> String {
     if word.len() > 4 && word.ends_with("ies") {
         format!("{}y", &word[..word.len() - 3])
-    } else if word.len() > 3 && word.ends_with('s') && !word.ends_with("ss") && !word.ends_with("us") {
+    } else if word.len() > 3
+        && word.ends_with('s')
+        && !word.ends_with("ss")
+        && !word.ends_with("us")
+    {
         word[..word.len() - 1].to_string()
     } else {
         word.to_string()
@@ -209,7 +354,10 @@ impl Vocabulary {
                 phrases.push((stems(&phrase), Meaning::Table(t)));
             }
             for (c, column) in table.columns.iter().enumerate() {
-                let col = ColRef { table: t, column: c };
+                let col = ColRef {
+                    table: t,
+                    column: c,
+                };
                 let name = column.name.to_lowercase().replace('_', " ");
                 let words = stems(&name);
                 phrases.push((words.clone(), Meaning::Column(col)));
@@ -250,7 +398,14 @@ impl Vocabulary {
                 for value in &column.samples {
                     let words = stems(value);
                     if !words.is_empty() {
-                        values.push((words, ColRef { table: t, column: c }, value.clone()));
+                        values.push((
+                            words,
+                            ColRef {
+                                table: t,
+                                column: c,
+                            },
+                            value.clone(),
+                        ));
                     }
                 }
             }
@@ -265,7 +420,11 @@ impl Vocabulary {
             .phrases
             .iter()
             .flat_map(|(w, _)| w.iter().map(String::as_str))
-            .chain(self.values.iter().flat_map(|(w, _, _)| w.iter().map(String::as_str)))
+            .chain(
+                self.values
+                    .iter()
+                    .flat_map(|(w, _, _)| w.iter().map(String::as_str)),
+            )
             .collect();
         words.sort_unstable();
         words.dedup();
@@ -281,13 +440,68 @@ fn catalog_has_table_word(catalog: &CatalogSummary, word: &str) -> bool {
 }
 
 const KEYWORDS: &[&str] = &[
-    "total", "sum", "average", "avg", "mean", "maximum", "max", "minimum", "min", "how", "many",
-    "much", "number", "count", "distinct", "unique", "different", "by", "per", "each", "across",
-    "which", "what", "top", "best", "highest", "most", "largest", "biggest", "greatest", "bottom",
-    "worst", "lowest", "least", "fewest", "smallest", "first", "last", "past", "previous",
-    "day", "daily", "week", "weekly", "month", "monthly", "quarter", "quarterly", "year",
-    "yearly", "annual", "annually", "list", "show", "display", "and", "days", "weeks", "months",
-    "quarters", "years", "date",
+    "total",
+    "sum",
+    "average",
+    "avg",
+    "mean",
+    "maximum",
+    "max",
+    "minimum",
+    "min",
+    "how",
+    "many",
+    "much",
+    "number",
+    "count",
+    "distinct",
+    "unique",
+    "different",
+    "by",
+    "per",
+    "each",
+    "across",
+    "which",
+    "what",
+    "top",
+    "best",
+    "highest",
+    "most",
+    "largest",
+    "biggest",
+    "greatest",
+    "bottom",
+    "worst",
+    "lowest",
+    "least",
+    "fewest",
+    "smallest",
+    "first",
+    "last",
+    "past",
+    "previous",
+    "day",
+    "daily",
+    "week",
+    "weekly",
+    "month",
+    "monthly",
+    "quarter",
+    "quarterly",
+    "year",
+    "yearly",
+    "annual",
+    "annually",
+    "list",
+    "show",
+    "display",
+    "and",
+    "days",
+    "weeks",
+    "months",
+    "quarters",
+    "years",
+    "date",
 ];
 
 /// Replaces misspelt words by the closest known word, when one is close enough.
@@ -311,7 +525,12 @@ fn correct_spelling(tokens: &mut [Token], vocabulary: &Vocabulary) {
         let best = known
             .iter()
             .filter(|k| k.len() >= 3)
-            .map(|k| (strsim::levenshtein(&token.stem, k).min(strsim::levenshtein(&token.word, k)), *k))
+            .map(|k| {
+                (
+                    strsim::levenshtein(&token.stem, k).min(strsim::levenshtein(&token.word, k)),
+                    *k,
+                )
+            })
             .min_by_key(|(d, _)| *d);
         if let Some((d, word)) = best.filter(|(d, _)| *d <= allowed) {
             tracing::debug!(from = %token.word, to = word, distance = d, "ask: spelling corrected");
@@ -356,7 +575,10 @@ fn bucket(word: &str) -> Option<Bucket> {
 fn month(word: &str) -> Option<u32> {
     MONTHS
         .iter()
-        .position(|m| *m == word || (word.len() >= 3 && m.starts_with(word) && word != "may" && word.len() <= 4))
+        .position(|m| {
+            *m == word
+                || (word.len() >= 3 && m.starts_with(word) && word != "may" && word.len() <= 4)
+        })
         .map(|i| i as u32 + 1)
 }
 
@@ -395,7 +617,13 @@ fn read_one(
                 .filter(|(w, _, v)| w == words && v == value)
                 .map(|(_, c, _)| *c)
                 .collect();
-            return Ok((Some(Cue::Value { candidates, value: value.clone() }), words.len()));
+            return Ok((
+                Some(Cue::Value {
+                    candidates,
+                    value: value.clone(),
+                }),
+                words.len(),
+            ));
         }
     }
     let word = t.word.as_str();
@@ -437,11 +665,17 @@ fn read_one(
         w if w.chars().all(|c| c.is_ascii_digit()) => {
             // "3 best products"
             if let Some(next) = tokens.get(i + 1) {
-                if matches!(next.word.as_str(), "top" | "best" | "highest" | "most" | "largest" | "biggest") {
+                if matches!(
+                    next.word.as_str(),
+                    "top" | "best" | "highest" | "most" | "largest" | "biggest"
+                ) {
                     let n = w.parse().ok();
                     return Ok((Some(Cue::Rank { desc: true, n }), 2));
                 }
-                if matches!(next.word.as_str(), "bottom" | "worst" | "lowest" | "least" | "smallest") {
+                if matches!(
+                    next.word.as_str(),
+                    "bottom" | "worst" | "lowest" | "least" | "smallest"
+                ) {
                     let n = w.parse().ok();
                     return Ok((Some(Cue::Rank { desc: false, n }), 2));
                 }
@@ -459,7 +693,13 @@ fn read_one(
 
 fn rank(desc: bool, tokens: &[Token], i: usize) -> (Option<Cue>, usize) {
     match number(tokens.get(i + 1)) {
-        Some(n) => (Some(Cue::Rank { desc, n: Some(n as usize) }), 2),
+        Some(n) => (
+            Some(Cue::Rank {
+                desc,
+                n: Some(n as usize),
+            }),
+            2,
+        ),
         None => (Some(Cue::Rank { desc, n: None }), 1),
     }
 }
@@ -473,11 +713,7 @@ fn matches_at(tokens: &[Token], i: usize, words: &[String]) -> bool {
 }
 
 /// A table or column named at `tokens[i]`, or an unknown word.
-fn concept(
-    tokens: &[Token],
-    i: usize,
-    vocabulary: &Vocabulary,
-) -> (Option<Cue>, usize) {
+fn concept(tokens: &[Token], i: usize, vocabulary: &Vocabulary) -> (Option<Cue>, usize) {
     let t = &tokens[i];
     let plural = t.word != t.stem;
     let mut found: Option<(usize, Vec<Meaning>)> = None;
@@ -502,7 +738,13 @@ fn concept(
     // A table name wins over columns named like it ("customers" is the table, not
     // `sales.customer_id`).
     if let Some(Meaning::Table(table)) = meanings.iter().find(|m| matches!(m, Meaning::Table(_))) {
-        return (Some(Cue::Table { table: *table, plural }), len);
+        return (
+            Some(Cue::Table {
+                table: *table,
+                plural,
+            }),
+            len,
+        );
     }
     let mut candidates: Vec<ColRef> = meanings
         .iter()

@@ -153,7 +153,9 @@ fn read(cues: &[Cue], catalog: &CatalogSummary) -> Result<Reading, String> {
             Cue::Last { n, unit } => r.last = Some((*n, *unit)),
             Cue::List => r.list = true,
             Cue::Unknown(word) if prev == Expect::Group => {
-                return Err(format!("I don't know what '{word}' refers to: no table, column or value has that name"));
+                return Err(format!(
+                    "I don't know what '{word}' refers to: no table, column or value has that name"
+                ));
             }
             Cue::Unknown(_) => {}
         }
@@ -194,12 +196,23 @@ enum Expr {
     Column(ColRef),
     Bucket(Bucket, ColRef),
     CountRows,
-    Count { column: ColRef, distinct: bool },
+    Count {
+        column: ColRef,
+        distinct: bool,
+    },
     Agg(Agg, ColRef),
     Eq(ColRef, String),
-    YearMonth { column: ColRef, year: i32, month: Option<u32> },
+    YearMonth {
+        column: ColRef,
+        year: i32,
+        month: Option<u32>,
+    },
     Month(ColRef, u32),
-    Last { column: ColRef, n: u32, unit: Bucket },
+    Last {
+        column: ColRef,
+        n: u32,
+        unit: Bucket,
+    },
 }
 
 /// Builds the query the cues describe.
@@ -220,7 +233,9 @@ pub(crate) fn build(cues: &[Cue], catalog: &CatalogSummary) -> Result<Query, Str
         let c = q.reach(candidates, catalog)?;
         q.filters.push(Expr::Eq(c, value.clone()));
     }
-    let needs_date = !r.years.is_empty() || !r.months.is_empty() || r.last.is_some()
+    let needs_date = !r.years.is_empty()
+        || !r.months.is_empty()
+        || r.last.is_some()
         || r.groups.iter().any(|g| matches!(g, Group::Bucket(_)));
     let date = if needs_date {
         Some(q.date_column(r.date_hint.as_deref(), catalog)?)
@@ -229,12 +244,20 @@ pub(crate) fn build(cues: &[Cue], catalog: &CatalogSummary) -> Result<Query, Str
     };
     if let Some(date) = date {
         match (r.years.first(), r.months.first()) {
-            (Some(&year), month) => q.filters.push(Expr::YearMonth { column: date, year, month: month.copied() }),
+            (Some(&year), month) => q.filters.push(Expr::YearMonth {
+                column: date,
+                year,
+                month: month.copied(),
+            }),
             (None, Some(&month)) => q.filters.push(Expr::Month(date, month)),
             (None, None) => {}
         }
         if let Some((n, unit)) = r.last {
-            q.filters.push(Expr::Last { column: date, n, unit });
+            q.filters.push(Expr::Last {
+                column: date,
+                n,
+                unit,
+            });
         }
     }
     for group in &r.groups {
@@ -250,14 +273,22 @@ pub(crate) fn build(cues: &[Cue], catalog: &CatalogSummary) -> Result<Query, Str
             Group::Entity(table) => {
                 let label = label_column(catalog, *table);
                 let c = q.reach(&[label], catalog)?;
-                (Expr::Column(c), singular(&catalog.tables[*table].name.to_lowercase()))
+                (
+                    Expr::Column(c),
+                    singular(&catalog.tables[*table].name.to_lowercase()),
+                )
             }
         };
         q.groups.push((expr, alias));
     }
 
     q.measure = q.measure_expr(&r, catalog)?;
-    if q.measure.is_none() && q.groups.is_empty() && !r.list && r.mentioned.is_empty() && r.filters.is_empty() {
+    if q.measure.is_none()
+        && q.groups.is_empty()
+        && !r.list
+        && r.mentioned.is_empty()
+        && r.filters.is_empty()
+    {
         return Err("I could not tell what to compute: name a measure (like revenue), a count, or a table to list".into());
     }
     match (r.rank, q.groups.is_empty(), &q.measure) {
@@ -288,7 +319,11 @@ fn choose_main(r: &Reading, catalog: &CatalogSummary) -> Result<usize, String> {
             // "how many distinct customers bought ..." counts ids in the table that
             // references them.
             if r.distinct {
-                if let Some(fact) = r.mentioned.iter().find(|m| **m != *t && join_key(catalog, **m, *t).is_some()) {
+                if let Some(fact) = r
+                    .mentioned
+                    .iter()
+                    .find(|m| **m != *t && join_key(catalog, **m, *t).is_some())
+                {
                     return Ok(*fact);
                 }
             }
@@ -313,19 +348,30 @@ fn choose_main(r: &Reading, catalog: &CatalogSummary) -> Result<usize, String> {
             Group::Bucket(_) => {}
         }
     }
-    involved.extend(r.filters.iter().flat_map(|(c, _)| c.iter().map(|c| c.table)));
+    involved.extend(
+        r.filters
+            .iter()
+            .flat_map(|(c, _)| c.iter().map(|c| c.table)),
+    );
     involved.extend(r.date_hint.iter().flatten().map(|c| c.table));
     if involved.is_empty() && (!r.groups.is_empty() || !r.years.is_empty() || r.last.is_some()) {
         // Only time was named: the first table with a date.
-        involved.extend(
-            (0..catalog.tables.len())
-                .filter(|t| catalog.tables[*t].columns.iter().any(|c| c.data_type.is_temporal())),
-        );
+        involved.extend((0..catalog.tables.len()).filter(|t| {
+            catalog.tables[*t]
+                .columns
+                .iter()
+                .any(|c| c.data_type.is_temporal())
+        }));
     }
     (0..catalog.tables.len())
-        .filter(|t| involved.contains(t) || involved.iter().any(|o| join_key(catalog, *t, *o).is_some()))
+        .filter(|t| {
+            involved.contains(t) || involved.iter().any(|o| join_key(catalog, *t, *o).is_some())
+        })
         .max_by_key(|t| {
-            let reached = involved.iter().filter(|o| **o == *t || join_key(catalog, *t, **o).is_some()).count();
+            let reached = involved
+                .iter()
+                .filter(|o| **o == *t || join_key(catalog, *t, **o).is_some())
+                .count();
             (reached, std::cmp::Reverse(*t))
         })
         .ok_or_else(|| "no table, column or value in the question matches the catalog".to_string())
@@ -339,8 +385,14 @@ fn join_key(catalog: &CatalogSummary, a: usize, b: usize) -> Option<(usize, usiz
     let (ta, tb) = (&catalog.tables[a], &catalog.tables[b]);
     let own_key = format!("{}_id", singular(&tb.name.to_lowercase()));
     let shared = |name: &str| {
-        let ia = ta.columns.iter().position(|c| c.name.eq_ignore_ascii_case(name))?;
-        let ib = tb.columns.iter().position(|c| c.name.eq_ignore_ascii_case(name))?;
+        let ia = ta
+            .columns
+            .iter()
+            .position(|c| c.name.eq_ignore_ascii_case(name))?;
+        let ib = tb
+            .columns
+            .iter()
+            .position(|c| c.name.eq_ignore_ascii_case(name))?;
         Some((ia, ib))
     };
     shared(&own_key).or_else(|| {
@@ -355,8 +407,16 @@ fn label_column(catalog: &CatalogSummary, table: usize) -> ColRef {
     let column = columns
         .iter()
         .position(|c| c.name.eq_ignore_ascii_case("name"))
-        .or_else(|| columns.iter().position(|c| c.name.to_lowercase().ends_with("name")))
-        .or_else(|| columns.iter().position(|c| matches!(c.data_type, datafusion::arrow::datatypes::DataType::Utf8)))
+        .or_else(|| {
+            columns
+                .iter()
+                .position(|c| c.name.to_lowercase().ends_with("name"))
+        })
+        .or_else(|| {
+            columns
+                .iter()
+                .position(|c| matches!(c.data_type, datafusion::arrow::datatypes::DataType::Utf8))
+        })
         .unwrap_or(0);
     ColRef { table, column }
 }
@@ -367,7 +427,10 @@ impl Query {
         if let Some(c) = candidates.iter().find(|c| c.table == self.main) {
             return Ok(*c);
         }
-        if let Some(c) = candidates.iter().find(|c| self.joins.iter().any(|j| j.0 == c.table)) {
+        if let Some(c) = candidates
+            .iter()
+            .find(|c| self.joins.iter().any(|j| j.0 == c.table))
+        {
             return Ok(*c);
         }
         for c in candidates {
@@ -385,7 +448,11 @@ impl Query {
         ))
     }
 
-    fn date_column(&mut self, hint: Option<&[ColRef]>, catalog: &CatalogSummary) -> Result<ColRef, String> {
+    fn date_column(
+        &mut self,
+        hint: Option<&[ColRef]>,
+        catalog: &CatalogSummary,
+    ) -> Result<ColRef, String> {
         if let Some(hint) = hint {
             return self.reach(hint, catalog);
         }
@@ -394,24 +461,56 @@ impl Query {
             .columns
             .iter()
             .position(|c| c.data_type.is_temporal())
-            .map(|column| ColRef { table: self.main, column })
-            .ok_or_else(|| format!("{} has no date column to filter or group by time", table.sql_name()))
+            .map(|column| ColRef {
+                table: self.main,
+                column,
+            })
+            .ok_or_else(|| {
+                format!(
+                    "{} has no date column to filter or group by time",
+                    table.sql_name()
+                )
+            })
     }
 
-    fn measure_expr(&mut self, r: &Reading, catalog: &CatalogSummary) -> Result<Option<(Expr, String)>, String> {
+    fn measure_expr(
+        &mut self,
+        r: &Reading,
+        catalog: &CatalogSummary,
+    ) -> Result<Option<(Expr, String)>, String> {
         if let Some(count_of) = &r.count_of {
             return Ok(Some(match count_of {
                 CountOf::Rows(t) if *t == self.main => (Expr::CountRows, "count".into()),
                 CountOf::Rows(t) => {
-                    let (column, _) = join_key(catalog, self.main, *t).ok_or("cannot count that")?;
-                    let c = ColRef { table: self.main, column };
-                    (Expr::Count { column: c, distinct: true }, format!("distinct_{}", catalog.tables[*t].name.to_lowercase()))
+                    let (column, _) =
+                        join_key(catalog, self.main, *t).ok_or("cannot count that")?;
+                    let c = ColRef {
+                        table: self.main,
+                        column,
+                    };
+                    (
+                        Expr::Count {
+                            column: c,
+                            distinct: true,
+                        },
+                        format!("distinct_{}", catalog.tables[*t].name.to_lowercase()),
+                    )
                 }
                 CountOf::Column(candidates) => {
                     let c = self.reach(candidates, catalog)?;
                     let name = &c.summary(catalog).name;
-                    let alias = if r.distinct { format!("distinct_{name}") } else { format!("{name}_count") };
-                    (Expr::Count { column: c, distinct: r.distinct }, alias)
+                    let alias = if r.distinct {
+                        format!("distinct_{name}")
+                    } else {
+                        format!("{name}_count")
+                    };
+                    (
+                        Expr::Count {
+                            column: c,
+                            distinct: r.distinct,
+                        },
+                        alias,
+                    )
                 }
             }));
         }
@@ -424,12 +523,23 @@ impl Query {
         }
         let c = match &r.measure {
             Some(candidates) => self.reach(candidates, catalog)?,
-            None => primary_measure(catalog, self.main)
-                .ok_or_else(|| format!("{} has no numeric column to {}", catalog.tables[self.main].sql_name(), "aggregate"))?,
+            None => primary_measure(catalog, self.main).ok_or_else(|| {
+                format!(
+                    "{} has no numeric column to {}",
+                    catalog.tables[self.main].sql_name(),
+                    "aggregate"
+                )
+            })?,
         };
         let agg = match (r.agg, r.rank) {
             (Some(a), _) => a,
-            (None, Some(rank)) if self.groups.is_empty() => if rank.desc { Agg::Max } else { Agg::Min },
+            (None, Some(rank)) if self.groups.is_empty() => {
+                if rank.desc {
+                    Agg::Max
+                } else {
+                    Agg::Min
+                }
+            }
             (None, _) => Agg::Sum,
         };
         let name = &c.summary(catalog).name;
@@ -459,7 +569,11 @@ impl Query {
             select.push(format!("{} AS {}", render(e), quote_if_needed(alias)));
         }
         if select.is_empty() {
-            select.push(if qualify { format!("{main}.*") } else { "*".into() });
+            select.push(if qualify {
+                format!("{main}.*")
+            } else {
+                "*".into()
+            });
         }
         let mut sql = format!("SELECT {} FROM {main}", select.join(", "));
         for (table, main_col, other_col) in &self.joins {
@@ -505,14 +619,20 @@ impl Query {
 
 /// The column a bare "total" sums: a known measure name, else the first non-id number.
 fn primary_measure(catalog: &CatalogSummary, table: usize) -> Option<ColRef> {
-    const NAMES: [&str; 8] = ["revenue", "amount", "total", "sales", "value", "price", "quantity", "count"];
+    const NAMES: [&str; 8] = [
+        "revenue", "amount", "total", "sales", "value", "price", "quantity", "count",
+    ];
     let columns = &catalog.tables[table].columns;
     let numeric = |i: &usize| {
         columns[*i].data_type.is_numeric() && !is_id(catalog, ColRef { table, column: *i })
     };
     NAMES
         .iter()
-        .find_map(|n| (0..columns.len()).filter(numeric).find(|i| columns[*i].name.to_lowercase().contains(n)))
+        .find_map(|n| {
+            (0..columns.len())
+                .filter(numeric)
+                .find(|i| columns[*i].name.to_lowercase().contains(n))
+        })
         .or_else(|| (0..columns.len()).find(numeric))
         .map(|column| ColRef { table, column })
 }
@@ -532,8 +652,14 @@ fn render(e: &Expr, catalog: &CatalogSummary, qualify: bool) -> String {
         Expr::Bucket(Bucket::Day, c) => format!("CAST({} AS DATE)", col(c)),
         Expr::Bucket(b, c) => format!("CAST(date_trunc('{}', {}) AS DATE)", b.name(), col(c)),
         Expr::CountRows => "count(*)".into(),
-        Expr::Count { column, distinct: true } => format!("count(DISTINCT {})", col(column)),
-        Expr::Count { column, distinct: false } => format!("count({})", col(column)),
+        Expr::Count {
+            column,
+            distinct: true,
+        } => format!("count(DISTINCT {})", col(column)),
+        Expr::Count {
+            column,
+            distinct: false,
+        } => format!("count({})", col(column)),
         Expr::Agg(agg, c) => {
             let f = match agg {
                 Agg::Sum => "sum",
@@ -544,10 +670,17 @@ fn render(e: &Expr, catalog: &CatalogSummary, qualify: bool) -> String {
             format!("{f}({})", col(c))
         }
         Expr::Eq(c, v) => format!("{} = {}", col(c), literal(v)),
-        Expr::YearMonth { column, year, month } => {
+        Expr::YearMonth {
+            column,
+            year,
+            month,
+        } => {
             let (from, to) = match month {
                 Some(m) if *m == 12 => (format!("{year}-12-01"), format!("{}-01-01", year + 1)),
-                Some(m) => (format!("{year}-{m:02}-01"), format!("{year}-{:02}-01", m + 1)),
+                Some(m) => (
+                    format!("{year}-{m:02}-01"),
+                    format!("{year}-{:02}-01", m + 1),
+                ),
                 None => (format!("{year}-01-01"), format!("{}-01-01", year + 1)),
             };
             let c = col(column);
@@ -564,7 +697,10 @@ fn render(e: &Expr, catalog: &CatalogSummary, qualify: bool) -> String {
             };
             let name = quote_if_needed(&column.summary(catalog).name);
             let table = catalog.tables[column.table].sql_name();
-            format!("{} > (SELECT max({name}) FROM {table}) - INTERVAL '{interval}'", col(column))
+            format!(
+                "{} > (SELECT max({name}) FROM {table}) - INTERVAL '{interval}'",
+                col(column)
+            )
         }
     }
 }

@@ -1,0 +1,129 @@
+//! Who gets in: the connection cap, and the per-connection bookkeeping (open
+//! connections gauge, the `system.sessions` row).
+//!
+//! A connection over `max_connections` still goes through the protocol's opening
+//! (SSL negotiation, start-up message) so the client can read why it was turned away:
+//! FATAL 53300, like Postgres' "sorry, too many clients already". Cancel requests come
+//! on connections of their own and are never refused.
+
+use std::fmt::Debug;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::Sink;
+use pgwire::api::auth::StartupHandler;
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::{ClientInfo, ErrorHandler, PgWireServerHandlers};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+
+use super::PgHandlers;
+use crate::error::sqlstate::TOO_MANY_CONNECTIONS;
+
+/// Counts open pg connections against the cap.
+#[derive(Debug)]
+pub(crate) struct ConnectionCap {
+    max: usize,
+    open: AtomicUsize,
+}
+
+impl ConnectionCap {
+    pub(crate) fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self {
+            max,
+            open: AtomicUsize::new(0),
+        })
+    }
+
+    /// Takes a place; `admitted` is false when the cap was already reached.
+    pub(crate) fn enter(self: &Arc<Self>) -> Place {
+        let before = self.open.fetch_add(1, Ordering::SeqCst);
+        Place {
+            cap: self.clone(),
+            admitted: before < self.max,
+        }
+    }
+}
+
+/// A connection's place; dropping it frees the place.
+pub(crate) struct Place {
+    cap: Arc<ConnectionCap>,
+    pub(crate) admitted: bool,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.cap.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The handlers of one connection: the shared ones, with a start-up that refuses the
+/// connection when it is over the cap.
+pub(crate) struct ConnectionHandlers {
+    pub(crate) shared: Arc<PgHandlers>,
+    pub(crate) admitted: bool,
+}
+
+impl PgWireServerHandlers for ConnectionHandlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.shared.simple_query_handler()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.shared.extended_query_handler()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        Arc::new(Admission {
+            inner: self.shared.startup_handler(),
+            admitted: self.admitted,
+            max: self.shared.max_connections(),
+        })
+    }
+
+    fn copy_handler(&self) -> Arc<impl pgwire::api::copy::CopyHandler> {
+        self.shared.copy_handler()
+    }
+
+    fn error_handler(&self) -> Arc<impl ErrorHandler> {
+        self.shared.error_handler()
+    }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        self.shared.cancel_handler()
+    }
+}
+
+struct Admission<S> {
+    inner: Arc<S>,
+    admitted: bool,
+    max: usize,
+}
+
+#[async_trait]
+impl<S: StartupHandler> StartupHandler for Admission<S> {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !self.admitted {
+            tracing::warn!(client = %client.socket_addr(), max = self.max, "connection refused: max_connections reached");
+            return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                "FATAL".into(),
+                TOO_MANY_CONNECTIONS.into(),
+                format!(
+                    "sorry, too many clients already: this server allows {} connections (max_connections); close idle ones or raise the limit",
+                    self.max
+                ),
+            ))));
+        }
+        self.inner.on_startup(client, message).await
+    }
+}

@@ -1,0 +1,289 @@
+//! Users, roles and grants: a matrix of users × tables × statement kinds over pgwire
+//! (simple and extended protocol) and Flight SQL. A user who was not granted a table
+//! must not read a single value of it through any path.
+
+use arrow::array::Array;
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use arrow_flight::sql::CommandGetTables;
+use futures::{SinkExt, TryStreamExt};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::Client;
+use tonic::transport::Channel;
+
+use crate::common::TestServer;
+
+const SETUP: &str = "
+    CREATE USER ann WITH PASSWORD 'ann-pw';
+    CREATE USER bob WITH PASSWORD 'bob-pw';
+    CREATE ROLE analysts;
+    GRANT SELECT ON TABLE sales TO analysts;
+    GRANT analysts TO ann;
+    CREATE VIEW customer_names AS SELECT name FROM customers;
+    GRANT SELECT ON customer_names TO ann;
+    CREATE TABLE notes (id INT, body VARCHAR);
+    GRANT INSERT ON TABLE notes TO ann;
+    CREATE SCHEMA scratch;
+    GRANT ALL ON SCHEMA scratch TO bob;
+";
+
+/// The SQLSTATE of a failed statement (panics if it succeeded).
+async fn sqlstate(client: &Client, sql: &str) -> SqlState {
+    match client.simple_query(sql).await {
+        Ok(_) => panic!("expected {sql} to fail"),
+        Err(e) => e
+            .code()
+            .cloned()
+            .unwrap_or_else(|| panic!("{sql}: no SQLSTATE: {e}")),
+    }
+}
+
+async fn denied(client: &Client, sql: &str) {
+    let err = client.simple_query(sql).await.expect_err(sql);
+    let message = err
+        .as_db_error()
+        .map(|e| e.message().to_string())
+        .unwrap_or_default();
+    assert_eq!(
+        err.code(),
+        Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+        "{sql}: {message}"
+    );
+}
+
+async fn count(client: &Client, sql: &str) -> i64 {
+    client
+        .query_one(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get(0)
+}
+
+#[tokio::test]
+async fn grants_decide_what_each_user_reads_and_writes_over_pgwire() {
+    let server = TestServer::spawn();
+    let admin = server.pg_client().await;
+    admin.batch_execute(SETUP).await.expect("setup as admin");
+
+    let ann = server
+        .pg_client_as("ann", "ann-pw")
+        .await
+        .expect("ann logs in");
+    // Granted through the role.
+    assert_eq!(count(&ann, "SELECT count(*) FROM sales").await, 2000);
+    assert!(count(&ann, "SELECT count(*) FROM profile('sales')").await > 0);
+    let answer = ann
+        .simple_query("SELECT * FROM ask('total revenue by region')")
+        .await
+        .expect("ask over a granted table");
+    assert!(answer.len() > 2, "ask returned rows");
+
+    // Not granted: every path to customers is refused.
+    for sql in [
+        "SELECT * FROM customers",
+        "SELECT count(*) FROM customers",
+        "WITH c AS (SELECT * FROM customers) SELECT count(*) FROM c",
+        "SELECT count(*) FROM sales WHERE customer_id IN (SELECT customer_id FROM customers)",
+        "SELECT s.revenue, c.name FROM sales s JOIN customers c ON s.customer_id = c.customer_id",
+        "SELECT (SELECT max(name) FROM customers) AS n",
+        // Views run with the reader's rights: the view's grant alone opens nothing.
+        "SELECT * FROM customer_names",
+        "SELECT * FROM profile('customers')",
+        "SELECT * FROM quality('(SELECT * FROM customers)')",
+        "SELECT * FROM anomalies('(SELECT signup_date, customer_id FROM customers)', 'customer_id', 'signup_date')",
+        "COPY (SELECT * FROM customers) TO STDOUT",
+        // INSERT granted on notes, SELECT not.
+        "SELECT * FROM notes",
+        "INSERT INTO notes SELECT customer_id, name FROM customers",
+    ] {
+        denied(&ann, sql).await;
+    }
+    // The extended protocol (prepared statements with parameters) is checked too.
+    let err = ann
+        .query(
+            "SELECT name FROM customers WHERE customer_id = $1",
+            &[&1i32],
+        )
+        .await
+        .expect_err("extended protocol");
+    assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE), "{err}");
+    // ask never shows a model (or the offline translator) a table the caller cannot
+    // read, and never runs SQL over one.
+    let asked = ann
+        .simple_query("SELECT ask_sql('how many customers are in each segment')")
+        .await;
+    if let Ok(messages) = asked {
+        let text = format!("{messages:?}");
+        assert!(
+            !text.contains("customers"),
+            "ask_sql used customers: {text}"
+        );
+    }
+
+    // Writes: INSERT on notes, through SQL and COPY.
+    ann.simple_query("INSERT INTO notes VALUES (1, 'from ann')")
+        .await
+        .expect("insert granted");
+    let sink = ann
+        .copy_in::<_, bytes::Bytes>("COPY notes FROM STDIN WITH (FORMAT csv)")
+        .await
+        .expect("copy granted");
+    futures::pin_mut!(sink);
+    sink.send(bytes::Bytes::from_static(b"2,copied\n"))
+        .await
+        .unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 1);
+    assert_eq!(count(&admin, "SELECT count(*) FROM notes").await, 2);
+
+    // Only superusers manage users and reach files; schema owners create tables.
+    for sql in [
+        "CREATE USER eve WITH PASSWORD 'x'",
+        "GRANT SELECT ON TABLE customers TO ann",
+        "ALTER USER bob WITH PASSWORD 'taken'",
+        "DROP USER bob",
+        "CREATE EXTERNAL TABLE stolen STORED AS CSV LOCATION '/etc/passwd'",
+        "CREATE TABLE mine (x INT)",
+        "DROP TABLE notes",
+        "COPY (SELECT * FROM sales) TO 'out.csv' STORED AS CSV",
+    ] {
+        denied(&ann, sql).await;
+    }
+    let bob = server
+        .pg_client_as("bob", "bob-pw")
+        .await
+        .expect("bob logs in");
+    denied(&bob, "SELECT * FROM sales").await;
+    bob.batch_execute("CREATE TABLE scratch.t AS SELECT 1 AS x; INSERT INTO scratch.t VALUES (2)")
+        .await
+        .expect("bob owns scratch");
+    assert_eq!(count(&bob, "SELECT sum(x) FROM scratch.t").await, 3);
+    denied(&ann, "SELECT * FROM scratch.t").await;
+    denied(&bob, "CREATE TABLE scratch.copy AS SELECT * FROM sales").await;
+
+    // A role without LOGIN cannot connect; the error is the bad-password one.
+    let err = server
+        .pg_client_as("analysts", "")
+        .await
+        .expect_err("no login");
+    assert_eq!(err.code(), Some(&SqlState::INVALID_PASSWORD), "{err}");
+
+    // Revoking the membership closes the table; a new password replaces the old one.
+    admin
+        .batch_execute("REVOKE analysts FROM ann; ALTER USER ann WITH PASSWORD 'ann-new'")
+        .await
+        .expect("revoke, alter");
+    denied(&ann, "SELECT count(*) FROM sales").await;
+    assert!(server.pg_client_as("ann", "ann-pw").await.is_err());
+    let ann = server
+        .pg_client_as("ann", "ann-new")
+        .await
+        .expect("new password");
+    admin
+        .batch_execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO ann; DROP USER bob")
+        .await
+        .expect("grant all tables, drop bob");
+    assert_eq!(
+        count(&ann, "SELECT count(*) FROM customers").await,
+        count(&admin, "SELECT count(*) FROM customers").await
+    );
+    assert!(server.pg_client_as("bob", "bob-pw").await.is_err());
+    assert_eq!(
+        sqlstate(&admin, "GRANT SELECT ON TABLE no_such_table TO ann").await,
+        SqlState::UNDEFINED_TABLE
+    );
+}
+
+#[tokio::test]
+async fn grants_persist_and_apply_to_flight_sql() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("data");
+    {
+        let server = TestServer::spawn_in(&dir, &["--demo"]);
+        server
+            .pg_client()
+            .await
+            .batch_execute(SETUP)
+            .await
+            .expect("setup");
+    }
+    let server = TestServer::spawn_in(&dir, &["--demo"]);
+    let ann = server
+        .pg_client_as("ann", "ann-pw")
+        .await
+        .expect("ann after restart");
+    assert_eq!(count(&ann, "SELECT count(*) FROM sales").await, 2000);
+    denied(&ann, "SELECT * FROM customers").await;
+
+    let channel = Channel::from_shared(format!("http://{}", server.flight))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut flight = FlightSqlServiceClient::new(channel);
+    flight
+        .handshake("ann", "ann-pw")
+        .await
+        .expect("handshake as ann");
+    let err = flight
+        .execute("SELECT * FROM customers".into(), None)
+        .await
+        .expect_err("customers over flight");
+    let text = err.to_string();
+    assert!(
+        text.contains("PermissionDenied") || text.contains("permission denied"),
+        "{err}"
+    );
+    let info = flight
+        .execute("SELECT count(*) FROM sales".into(), None)
+        .await
+        .expect("sales over flight");
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let batches: Vec<_> = flight
+        .do_get(ticket)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+    let err = flight
+        .execute_update(
+            "INSERT INTO notes SELECT customer_id, name FROM customers".into(),
+            None,
+        )
+        .await
+        .expect_err("insert from customers");
+    assert!(err.to_string().contains("permission denied"), "{err}");
+
+    // The table list shows what ann may read, not the rest.
+    let info = flight
+        .get_tables(CommandGetTables {
+            db_schema_filter_pattern: Some("public".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let batches: Vec<_> = flight
+        .do_get(ticket)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let names: Vec<String> = batches
+        .iter()
+        .flat_map(|b| {
+            let col = b
+                .column_by_name("table_name")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<arrow::array::StringArray>()
+                .unwrap()
+                .clone();
+            (0..col.len()).map(move |i| col.value(i).to_string())
+        })
+        .collect();
+    assert!(names.contains(&"sales".to_string()), "{names:?}");
+    assert!(names.contains(&"notes".to_string()), "{names:?}");
+    assert!(!names.contains(&"customers".to_string()), "{names:?}");
+}
