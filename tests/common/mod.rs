@@ -30,6 +30,16 @@ impl TestServer {
         server
     }
 
+    /// A server with the demo data in a fresh temp dir, with extra flags.
+    pub fn spawn_with(extra: &[&str]) -> Self {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let mut flags = vec!["--demo"];
+        flags.extend_from_slice(extra);
+        let mut server = Self::spawn_in(temp.path(), &flags);
+        server._temp = Some(temp);
+        server
+    }
+
     /// A server on `data_dir` (kept after the server stops), with extra flags.
     pub fn spawn_in(data_dir: &Path, extra: &[&str]) -> Self {
         let log = std::fs::File::create(data_dir.with_extension("log")).expect("log file");

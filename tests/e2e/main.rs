@@ -9,6 +9,7 @@ mod compat;
 mod flight;
 mod formats;
 mod grants;
+mod limits;
 mod managed;
 mod monitor;
 mod persistence;
