@@ -31,7 +31,8 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
 use insightflow_catalog::access::{
-    current_caller, normalize_user_statements, CheckAccess, Privilege,
+    carry_caller_into_spawned_tasks, current_caller, normalize_user_statements, CheckAccess,
+    Privilege, VisibleCatalog,
 };
 use insightflow_catalog::{AllowedRoots, Caller, Catalog, CatalogOutcome, CatalogStore};
 use insightflow_catalog::{DEFAULT_CATALOG, DEFAULT_SCHEMA};
@@ -103,7 +104,7 @@ impl Engine {
         } else {
             options.allow_paths.clone()
         };
-        let catalog = Catalog::new(store, AllowedRoots::new(roots)?);
+        let catalog = Catalog::new(store.clone(), AllowedRoots::new(roots)?);
 
         let mut config = SessionConfig::new()
             .with_information_schema(true)
@@ -136,6 +137,16 @@ impl Engine {
         }
         let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
         ctx.add_analyzer_rule(Arc::new(CheckAccess));
+        carry_caller_into_spawned_tasks();
+        // Listings (information_schema, pg_catalog, GetTables) show each caller only
+        // the tables they may read.
+        let tables = ctx
+            .catalog(DEFAULT_CATALOG)
+            .ok_or_else(|| anyhow::anyhow!("the default catalog was not created"))?;
+        ctx.register_catalog(
+            DEFAULT_CATALOG,
+            Arc::new(VisibleCatalog::new(tables, store)),
+        );
         setup_pg_catalog(&ctx, DEFAULT_CATALOG, EmptyContextProvider)
             .map_err(|e| anyhow::anyhow!("cannot set up pg_catalog: {e}"))?;
         pg_compat::register(&ctx);

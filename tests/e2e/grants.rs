@@ -287,3 +287,57 @@ async fn grants_persist_and_apply_to_flight_sql() {
     assert!(names.contains(&"notes".to_string()), "{names:?}");
     assert!(!names.contains(&"customers".to_string()), "{names:?}");
 }
+
+/// Table names of a listing query, sorted.
+async fn names(client: &Client, sql: &str) -> Vec<String> {
+    let mut names: Vec<String> = client
+        .query(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[tokio::test]
+async fn catalog_listings_show_each_user_only_what_they_may_read() {
+    let server = TestServer::spawn();
+    let admin = server.pg_client().await;
+    admin.batch_execute(SETUP).await.expect("setup as admin");
+    let ann = server.pg_client_as("ann", "ann-pw").await.unwrap();
+
+    let listings = [
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'",
+        "SELECT table_name FROM information_schema.columns WHERE table_schema = 'public'",
+        "SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = 'public' \
+         UNION ALL SELECT viewname FROM pg_catalog.pg_views WHERE schemaname = 'public'",
+        "SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
+         ON n.oid = c.relnamespace WHERE n.nspname = 'public'",
+    ];
+    for sql in listings {
+        assert_eq!(
+            names(&ann, sql).await,
+            ["customer_names", "notes", "sales"],
+            "{sql}"
+        );
+        let everything = names(&admin, sql).await;
+        for table in ["customers", "products", "sales", "customer_names", "notes"] {
+            assert!(
+                everything.iter().any(|t| t == table),
+                "admin sees {table}: {sql}"
+            );
+        }
+    }
+    // Looking a hidden table up by name still says why it cannot be read.
+    denied(&ann, "SELECT * FROM customers").await;
+    // System tables are listed for everyone.
+    let system = names(
+        &ann,
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'system'",
+    )
+    .await;
+    assert_eq!(system, ["query_log", "sessions"]);
+}

@@ -142,10 +142,16 @@ async fn memory_timeout_and_connection_limits_hold_over_both_protocols() {
         assert!(states.iter().any(|s| s == code), "{code} in {states:?}");
     }
     let (_, metrics) = http_get(server.http, "/metrics").await;
-    assert!(
-        metrics.contains("insightflow_connections_refused_total 1"),
-        "{metrics}"
-    );
+    // At least the one above; retries while the closed place was freed may add more.
+    let refused: f64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("insightflow_connections_refused_total ")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0);
+    assert!(refused >= 1.0, "{metrics}");
     assert!(metrics.contains("insightflow_queries_total{protocol=\"pg\",status=\"canceled\"} 1"));
 }
 

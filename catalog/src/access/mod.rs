@@ -12,13 +12,18 @@
 //! the tables beneath it.
 
 mod plan;
+mod spawn;
 mod sql;
+mod visible;
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use datafusion::common::TableReference;
+use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::DEFAULT_SCHEMA;
@@ -26,7 +31,9 @@ use crate::error::{Error, Result};
 use crate::store::CatalogStore;
 
 pub use plan::{check_plan, CheckAccess};
+pub use spawn::carry_caller_into_spawned_tasks;
 pub use sql::{is_access_statement, normalize_user_statements, run_access_statement};
+pub use visible::VisibleCatalog;
 
 /// What a grant allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +116,15 @@ impl Caller {
     /// Runs `f` as this caller.
     pub async fn scope<F: Future>(self, f: F) -> F::Output {
         CALLER.scope(self, f).await
+    }
+
+    /// Polls `stream` as this caller: result streams run after the handler that
+    /// planned them has returned, and catalog listings are built while they run.
+    pub fn scope_stream<S: Stream + Unpin>(self, stream: S) -> InScope<S> {
+        InScope {
+            caller: self,
+            inner: stream,
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -217,6 +233,21 @@ impl Caller {
     /// The store behind a client's user; `None` for the server itself.
     pub(crate) fn store(&self) -> Option<&Arc<CatalogStore>> {
         self.store.as_ref()
+    }
+}
+
+/// A stream polled as its caller; see [`Caller::scope_stream`].
+pub struct InScope<S> {
+    caller: Caller,
+    inner: S,
+}
+
+impl<S: Stream + Unpin> Stream for InScope<S> {
+    type Item = S::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        let this = &mut *self;
+        CALLER.sync_scope(this.caller.clone(), || this.inner.poll_next_unpin(cx))
     }
 }
 

@@ -53,6 +53,7 @@ use insightflow_catalog::rows_affected;
 use insightflow_catalog::Caller;
 use insightflow_functions::ask::collect_notes;
 use tokio::time::{Duration, Instant};
+use tracing::Instrument;
 
 use crate::monitor::{AskRecord, Tracked, Who};
 use track::Tokens;
@@ -172,8 +173,10 @@ impl FlightSqlServer {
         sql: &str,
         tracked: &Tracked,
     ) -> Result<LogicalPlan, Status> {
-        let (plan, notes) =
-            collect_notes(self.bounded(caller.clone().scope(self.plan_as_caller(sql)))).await;
+        let span =
+            tracing::info_span!("query", query_id = tracked.query_id(), user = caller.name());
+        let planning = self.bounded(caller.clone().scope(self.plan_as_caller(sql)));
+        let (plan, notes) = collect_notes(planning).instrument(span).await;
         if let Some(ask) = notes.asks.last() {
             tracked.ask(AskRecord {
                 question: ask.question.clone(),
@@ -232,7 +235,10 @@ impl FlightSqlServer {
             .scope(self.bounded(self.stream_plan_as_caller(plan, tracked.clone())))
             .await;
         match started {
-            Ok(stream) => Ok(Response::new(track::follow(tracked, stream, deadline))),
+            Ok(stream) => {
+                let stream = track::follow(tracked, stream, deadline);
+                Ok(Response::new(Box::pin(caller.clone().scope_stream(stream))))
+            }
             Err(status) => {
                 track::failed(&tracked, &status);
                 Err(status)
@@ -702,9 +708,8 @@ impl FlightSqlService for FlightSqlServer {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let caller = self.caller(&request)?;
-        Ok(batch_stream(
-            metadata::tables(self.engine.ctx(), &caller, query).await?,
-        ))
+        let tables = metadata::tables(self.engine.ctx(), &caller, query);
+        Ok(batch_stream(caller.clone().scope(tables).await?))
     }
 
     async fn get_flight_info_table_types(

@@ -28,7 +28,7 @@ use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, ErrorHandler, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
-use tracing::debug;
+use tracing::{debug, Instrument};
 
 use super::cancel::RunningQueries;
 use super::copy::{self, CopyCommand, CopyIns};
@@ -157,6 +157,31 @@ impl PgSession {
     }
 }
 
+/// The span of one statement: its logs carry the query id and the user.
+fn query_span(tracked: &Tracked, caller: &Caller) -> tracing::Span {
+    tracing::info_span!("query", query_id = tracked.query_id(), user = caller.name())
+}
+
+/// Result streams run after the handler returned: they are polled as the session's
+/// user, so catalog listings built while they run show what that user may see.
+fn polled_as(caller: &Caller, responses: &mut [Response]) {
+    for response in responses {
+        match response {
+            Response::Query(query) => {
+                let rows =
+                    std::mem::replace(&mut query.data_rows, Box::pin(futures::stream::empty()));
+                query.data_rows = Box::pin(caller.clone().scope_stream(rows));
+            }
+            Response::CopyOut(copy) => {
+                let data =
+                    std::mem::replace(&mut copy.data_stream, Box::pin(futures::stream::empty()));
+                copy.data_stream = Box::pin(caller.clone().scope_stream(data));
+            }
+            _ => {}
+        }
+    }
+}
+
 /// The user this connection authenticated as.
 fn session_user<C: ClientInfo + ?Sized>(client: &C) -> String {
     client
@@ -201,12 +226,16 @@ impl SimpleQueryHandler for PgSession {
         self.apply_defaults(client);
         let caller = session_caller(&self.engine, client);
         let tracked = track::admit(&self.engine, client, caller.name(), query)?;
+        let span = query_span(&tracked, &caller);
         let result = caller
+            .clone()
             .scope(self.simple_query(client, query, &tracked))
+            .instrument(span)
             .await;
         match result {
             Ok(mut responses) => {
                 track::follow(&tracked, &mut responses);
+                polled_as(&caller, &mut responses);
                 Ok(responses)
             }
             Err(e) => {
@@ -308,12 +337,17 @@ impl ExtendedQueryHandler for PgSession {
         let caller = session_caller(&self.engine, client);
         let sql = &portal.statement.statement.0;
         let tracked = track::admit(&self.engine, client, caller.name(), sql)?;
+        let span = query_span(&tracked, &caller);
         let result = caller
+            .clone()
             .scope(self.extended_query(client, portal, max_rows, &tracked))
+            .instrument(span)
             .await;
         match result {
             Ok(mut response) => {
-                track::follow(&tracked, std::slice::from_mut(&mut response));
+                let responses = std::slice::from_mut(&mut response);
+                track::follow(&tracked, responses);
+                polled_as(&caller, responses);
                 Ok(response)
             }
             Err(e) => {
