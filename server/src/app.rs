@@ -101,6 +101,7 @@ pub async fn serve(
             PgLimits {
                 max_connections: config.max_connections,
                 statement_timeout: config.statement_timeout,
+                require_tls: config.require_tls,
             },
         )),
         pg_tls,

@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// PEM private key.
     #[arg(long, env = "INSIGHTFLOW_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// Refuse pg connections without TLS from other machines (FATAL 28000); needs
+    /// --tls-cert. Flight is all TLS once a certificate is configured.
+    #[arg(long, env = "INSIGHTFLOW_REQUIRE_TLS", num_args = 0..=1, default_missing_value = "true")]
+    pub require_tls: Option<bool>,
     /// Roots under which local files may be read or written (repeatable)
     /// [default: <data-dir>/files].
     #[arg(
@@ -130,6 +134,7 @@ pub struct FileConfig {
     pub http_addr: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    pub require_tls: Option<bool>,
     pub allow_path: Option<Vec<PathBuf>>,
     pub demo: Option<bool>,
     pub llm_base_url: Option<String>,
@@ -160,6 +165,7 @@ pub struct ServeConfig {
     pub flight_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub tls: Option<(PathBuf, PathBuf)>,
+    pub require_tls: bool,
     pub allow_paths: Vec<PathBuf>,
     pub demo: bool,
     pub datafusion: HashMap<String, String>,
@@ -190,6 +196,10 @@ impl ServeConfig {
             (None, None) => None,
             _ => bail!("TLS needs both --tls-cert and --tls-key"),
         };
+        let require_tls = args.require_tls.or(file.require_tls).unwrap_or(false);
+        if require_tls && tls.is_none() {
+            bail!("--require-tls needs a certificate: give --tls-cert and --tls-key");
+        }
         let datafusion = file
             .datafusion
             .into_iter()
@@ -206,6 +216,7 @@ impl ServeConfig {
             None => parse_memory_limit("50%")?,
         };
         Ok(Self {
+            require_tls,
             memory_limit,
             statement_timeout: args
                 .statement_timeout_secs

@@ -47,14 +47,17 @@ impl TestServer {
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
-            .args([
-                "--pg-addr",
-                "127.0.0.1:0",
-                "--flight-addr",
-                "127.0.0.1:0",
-                "--http-addr",
-                "127.0.0.1:0",
-            ])
+            // Free loopback ports, unless the test picks its own address.
+            .args(
+                [
+                    ["--pg-addr", "127.0.0.1:0"],
+                    ["--flight-addr", "127.0.0.1:0"],
+                    ["--http-addr", "127.0.0.1:0"],
+                ]
+                .into_iter()
+                .filter(|[flag, _]| !extra.contains(flag))
+                .flatten(),
+            )
             .args(extra)
             .env("INSIGHTFLOW_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("RUST_LOG", "info")

@@ -7,6 +7,7 @@
 //! on connections of their own and are never refused.
 
 use std::fmt::Debug;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -19,7 +20,7 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use super::PgHandlers;
-use crate::error::sqlstate::TOO_MANY_CONNECTIONS;
+use crate::error::sqlstate::{INVALID_AUTHORIZATION, TOO_MANY_CONNECTIONS};
 
 /// Counts open pg connections against the cap.
 #[derive(Debug)]
@@ -79,6 +80,7 @@ impl PgWireServerHandlers for ConnectionHandlers {
             inner: self.shared.startup_handler(),
             admitted: self.admitted,
             max: self.shared.max_connections(),
+            require_tls: self.shared.require_tls(),
         })
     }
 
@@ -99,6 +101,13 @@ struct Admission<S> {
     inner: Arc<S>,
     admitted: bool,
     max: usize,
+    require_tls: bool,
+}
+
+/// With `--require-tls`, clients on other machines must encrypt; this machine's own
+/// (loopback) clients may still connect in plain text.
+pub(crate) fn refuses_plain_text(require_tls: bool, secure: bool, client: IpAddr) -> bool {
+    require_tls && !secure && !client.is_loopback()
 }
 
 #[async_trait]
@@ -124,6 +133,38 @@ impl<S: StartupHandler> StartupHandler for Admission<S> {
                 ),
             ))));
         }
+        if refuses_plain_text(
+            self.require_tls,
+            client.is_secure(),
+            client.socket_addr().ip(),
+        ) {
+            tracing::warn!(client = %client.socket_addr(), "plain-text connection refused: TLS is required");
+            return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                "FATAL".into(),
+                INVALID_AUTHORIZATION.into(),
+                format!(
+                    "connections from {} must use TLS: connect with sslmode=require (or verify-full)",
+                    client.socket_addr().ip()
+                ),
+            ))));
+        }
         self.inner.on_startup(client, message).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refuses_plain_text;
+
+    #[test]
+    fn plain_text_is_refused_only_from_other_machines_and_only_when_required() {
+        let remote = "10.1.2.3".parse().unwrap();
+        let local = "127.0.0.1".parse().unwrap();
+        let local6 = "::1".parse().unwrap();
+        assert!(refuses_plain_text(true, false, remote));
+        assert!(!refuses_plain_text(true, true, remote));
+        assert!(!refuses_plain_text(true, false, local));
+        assert!(!refuses_plain_text(true, false, local6));
+        assert!(!refuses_plain_text(false, false, remote));
     }
 }

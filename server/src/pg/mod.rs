@@ -38,6 +38,8 @@ pub struct PgLimits {
     pub max_connections: usize,
     /// For sessions that did not `SET statement_timeout`.
     pub statement_timeout: Option<std::time::Duration>,
+    /// Refuse plain-text connections from other machines.
+    pub require_tls: bool,
 }
 
 impl Default for PgLimits {
@@ -45,6 +47,7 @@ impl Default for PgLimits {
         Self {
             max_connections: 100,
             statement_timeout: None,
+            require_tls: false,
         }
     }
 }
@@ -87,6 +90,10 @@ impl PgHandlers {
 
     pub(crate) fn max_connections(&self) -> usize {
         self.limits.max_connections
+    }
+
+    pub(crate) fn require_tls(&self) -> bool {
+        self.limits.require_tls
     }
 }
 
