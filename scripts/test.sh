@@ -4,7 +4,8 @@
 # Installs what is missing (psql, python3-venv; the Python clients in .venv), builds the
 # workspace once, then runs: Rust unit and end-to-end tests (cargo nextest, or cargo test
 # without it), the sqllogictest files in-process and over pgwire, and the Python client
-# tests (psycopg, asyncpg, SQLAlchemy, ADBC Flight SQL) against the real binary.
+# tests (psycopg, asyncpg, SQLAlchemy, ADBC Flight SQL) against the real binary, and the
+# pg start-up decoder's fuzz target for 30 s when a nightly toolchain is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +40,13 @@ fi
 
 log "sqllogictest: in-process and over pgwire"
 cargo test --workspace --locked --test sqllogictests
+
+log "fuzz: the pg start-up decoder for 30 s (cargo fuzz, nightly)"
+if cargo +nightly --version >/dev/null 2>&1; then
+  scripts/fuzz.sh 30
+else
+  echo "fuzz: NOT RUN: this machine has no nightly toolchain (rustup toolchain install nightly)" >&2
+fi
 
 log "python clients against the real server"
 set +e

@@ -15,4 +15,6 @@ mod monitor;
 mod persistence;
 mod pg_wire;
 mod psql;
+mod raw_protocol;
+mod sql_fuzz;
 mod tls;

@@ -10,8 +10,11 @@ mod track;
 
 use std::fs::File;
 use std::io::BufReader;
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::Arc;
+
+use futures::FutureExt;
 
 use pgwire::api::auth::sasl::scram::ScramAuth;
 use pgwire::api::auth::sasl::SASLAuthStartupHandler;
@@ -153,9 +156,16 @@ pub async fn serve(listener: TcpListener, handlers: Arc<PgHandlers>, tls: Option
                         let _session = place
                             .admitted
                             .then(|| monitor.open_session(Protocol::Pg, addr.to_string()));
-                        if let Err(e) = pgwire::tokio::process_socket(socket, tls, connection).await
-                        {
-                            info!(error = %e, "connection ended with an error");
+                        // pgwire 0.41's decoder panics on some malformed messages (a
+                        // Close or Describe without a body): the connection ends, the
+                        // server goes on.
+                        let session = pgwire::tokio::process_socket(socket, tls, connection);
+                        match AssertUnwindSafe(session).catch_unwind().await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => info!(error = %e, "connection ended with an error"),
+                            Err(_) => warn!(
+                                "connection closed: the client sent a malformed protocol message"
+                            ),
                         }
                         drop(place);
                     }
