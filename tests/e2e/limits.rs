@@ -207,3 +207,41 @@ async fn the_rate_limit_refuses_with_the_wait_time_then_lets_the_user_go_on() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_flight_client_that_stops_reading_cancels_its_query() {
+    let server = TestServer::spawn();
+    let admin = server.pg_client().await;
+    let mut client = flight(&server).await;
+    let info = client.execute(ENDLESS.to_string(), None).await.unwrap();
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let stream = client.do_get(ticket).await.unwrap();
+    // Minutes of work if nothing stops it; the client gives up after half a second.
+    let read = tokio::time::timeout(Duration::from_millis(500), async move {
+        let mut stream = stream;
+        stream.try_next().await
+    })
+    .await;
+    assert!(read.is_err(), "the endless query answered: {read:?}");
+    let started = Instant::now();
+    loop {
+        let rows = admin
+            .query(
+                "SELECT status, sqlstate FROM system.query_log WHERE protocol = 'flight' AND statement = $1",
+                &[&ENDLESS],
+            )
+            .await
+            .unwrap();
+        if let Some(row) = rows.first() {
+            let (status, code): (String, String) = (row.get(0), row.get(1));
+            assert_eq!((status.as_str(), code.as_str()), ("canceled", "57014"));
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the query was not stopped when its client went away"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    serves(&admin).await;
+}

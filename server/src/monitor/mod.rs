@@ -207,6 +207,8 @@ impl Monitor {
             bytes: AtomicU64::new(0),
             outcome: Mutex::default(),
             discarded: AtomicBool::new(false),
+            streams_open: AtomicU64::new(0),
+            streams_done: AtomicU64::new(0),
         }))
     }
 
@@ -266,6 +268,10 @@ struct TrackedInner {
     bytes: AtomicU64,
     outcome: Mutex<Outcome>,
     discarded: AtomicBool,
+    /// Result streams handed to the client, and those that reached their end: one
+    /// dropped before its end means the client went away or cancelled.
+    streams_open: AtomicU64,
+    streams_done: AtomicU64,
 }
 
 impl Tracked {
@@ -277,6 +283,15 @@ impl Tracked {
 
     pub fn query_id(&self) -> &str {
         &self.0.query_id
+    }
+
+    /// A result stream starts; [`Tracked::stream_done`] when it reaches its end.
+    pub fn stream_open(&self) {
+        self.0.streams_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn stream_done(&self) {
+        self.0.streams_done.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Rows and bytes sent to the client.
@@ -311,7 +326,16 @@ impl Drop for TrackedInner {
                 .update(&self.who.session_id, |row| row.running = None);
             return;
         }
-        let outcome = std::mem::take(&mut *self.outcome.lock());
+        let mut outcome = std::mem::take(&mut *self.outcome.lock());
+        let unfinished =
+            self.streams_open.load(Ordering::Relaxed) > self.streams_done.load(Ordering::Relaxed);
+        if unfinished && outcome.error.is_none() {
+            outcome.error = Some((
+                "57014".to_string(),
+                "the client stopped reading before the last row (cancelled or disconnected)"
+                    .to_string(),
+            ));
+        }
         let status = match &outcome.error {
             None => "ok",
             Some((code, _)) if code == "57014" => "canceled",

@@ -1,7 +1,7 @@
 //! The monitor's view of pg statements: who runs them, how many rows and bytes go
 //! out, how they end.
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use insightflow_functions::ask::Notes;
 use pgwire::api::results::Response;
 use pgwire::api::ClientInfo;
@@ -79,19 +79,17 @@ pub(crate) fn follow(tracked: &Tracked, responses: &mut [Response]) {
             Response::Query(query) => {
                 let rows =
                     std::mem::replace(&mut query.data_rows, Box::pin(futures::stream::empty()));
-                let tracked = tracked.clone();
-                query.data_rows = Box::pin(rows.inspect(move |row| match row {
+                query.data_rows = Box::pin(followed(tracked, rows, |tracked, row| match row {
                     Ok(row) => tracked.sent(1, row.data.len() as u64),
-                    Err(e) => failed(&tracked, e),
+                    Err(e) => failed(tracked, e),
                 }));
             }
             Response::CopyOut(copy) => {
                 let data =
                     std::mem::replace(&mut copy.data_stream, Box::pin(futures::stream::empty()));
-                let tracked = tracked.clone();
-                copy.data_stream = Box::pin(data.inspect(move |data| match data {
+                copy.data_stream = Box::pin(followed(tracked, data, |tracked, data| match data {
                     Ok(data) => tracked.sent(1, data.data.len() as u64),
-                    Err(e) => failed(&tracked, e),
+                    Err(e) => failed(tracked, e),
                 }));
             }
             Response::Execution(tag) => {
@@ -104,4 +102,19 @@ pub(crate) fn follow(tracked: &Tracked, responses: &mut [Response]) {
             _ => {}
         }
     }
+}
+
+/// `stream`, with `seen` called on each item and its end recorded.
+fn followed<S, T, F>(tracked: &Tracked, stream: S, seen: F) -> impl Stream<Item = T> + Send
+where
+    S: Stream<Item = T> + Send + 'static,
+    T: Send + 'static,
+    F: Fn(&Tracked, &T) + Send + 'static,
+{
+    tracked.stream_open();
+    let each = tracked.clone();
+    let end = tracked.clone();
+    let at_end = futures::stream::once(async move { end.stream_done() })
+        .filter_map(|()| futures::future::ready(None::<T>));
+    stream.inspect(move |item| seen(&each, item)).chain(at_end)
 }
