@@ -30,6 +30,9 @@ pub enum Error {
     NotSupported { what: String },
     #[error("table \"{name}\" does not exist")]
     TableNotFound { name: String },
+    /// A role's cap (`ALTER ROLE ... SET max_result_rows / max_file_bytes`).
+    #[error("{message}")]
+    LimitExceeded { message: String },
     #[error("the recorded definition of {name} is unusable: {reason}")]
     BadDefinition { name: String, reason: String },
     #[error(transparent)]

@@ -26,4 +26,4 @@ pub use error::{Error, Result};
 pub use managed::{tables_dir, ManagedTable, COMPACT_AT};
 pub use paths::AllowedRoots;
 pub use store::{CatalogStore, ExternalTableDef, ManagedTableDef, ObjectDef, ViewDef};
-pub use users::{ScramVerifier, UserDef, SCRAM_ITERATIONS};
+pub use users::{RoleLimits, ScramVerifier, UserDef, SCRAM_ITERATIONS};

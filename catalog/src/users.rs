@@ -68,6 +68,53 @@ pub struct UserDef {
     /// Roles whose grants this user or role inherits.
     #[serde(default)]
     pub member_of: Vec<String>,
+    /// Caps set with `ALTER ROLE ... SET`; members inherit them.
+    #[serde(default)]
+    pub limits: RoleLimits,
+}
+
+/// What a role may do at most, like the tiers of a hosted service. `None`: no cap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleLimits {
+    /// Rows one statement may return.
+    pub max_result_rows: Option<u64>,
+    /// Bytes one load (COPY FROM STDIN, Flight bulk ingest) may carry.
+    pub max_file_bytes: Option<u64>,
+}
+
+impl RoleLimits {
+    pub const NAMES: [&'static str; 2] = ["max_result_rows", "max_file_bytes"];
+
+    fn slot(&mut self, name: &str) -> Option<&mut Option<u64>> {
+        match name {
+            "max_result_rows" => Some(&mut self.max_result_rows),
+            "max_file_bytes" => Some(&mut self.max_file_bytes),
+            _ => None,
+        }
+    }
+
+    /// The error for going past `limit` (SQLSTATE 54000).
+    pub fn exceeded(limit: &str, value: u64, user: &str, what: &str) -> Error {
+        Error::LimitExceeded {
+            message: format!(
+                "{what} goes past {limit} = {value}, the cap for user \"{user}\"; \
+                 narrow it (a LIMIT, a smaller file), or a superuser can raise it with \
+                 ALTER ROLE {user} SET {limit} = ..."
+            ),
+        }
+    }
+
+    /// The tighter of two sets of caps.
+    pub fn tightest(self, other: RoleLimits) -> RoleLimits {
+        let min = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        RoleLimits {
+            max_result_rows: min(self.max_result_rows, other.max_result_rows),
+            max_file_bytes: min(self.max_file_bytes, other.max_file_bytes),
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -95,6 +142,7 @@ impl CatalogStore {
                 verifier,
                 login: true,
                 member_of: Vec::new(),
+                limits: RoleLimits::default(),
             });
             Ok(())
         })
@@ -134,6 +182,24 @@ impl CatalogStore {
 
     pub fn set_login(&self, name: &str, login: bool) -> Result<()> {
         self.change_user(name, |u| u.login = login)
+    }
+
+    /// `ALTER ROLE name SET limit = value` (`None`: `RESET`).
+    pub fn set_limit(&self, name: &str, limit: &str, value: Option<u64>) -> Result<()> {
+        let mut probe = RoleLimits::default();
+        if probe.slot(limit).is_none() {
+            return Err(Error::NotSupported {
+                what: format!(
+                    "the role setting {limit}: InsightFlow knows {}",
+                    RoleLimits::NAMES.join(" and ")
+                ),
+            });
+        }
+        self.change_user(name, |u| {
+            if let Some(slot) = u.limits.slot(limit) {
+                *slot = value;
+            }
+        })
     }
 
     pub fn set_superuser(&self, name: &str, superuser: bool) -> Result<()> {

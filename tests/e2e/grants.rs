@@ -341,3 +341,155 @@ async fn catalog_listings_show_each_user_only_what_they_may_read() {
     .await;
     assert_eq!(system, ["query_log", "sessions"]);
 }
+
+/// Sends `data` to `COPY table FROM STDIN` as one client; the rows loaded.
+async fn copy_in(
+    client: &Client,
+    table: &str,
+    data: Vec<u8>,
+) -> Result<u64, tokio_postgres::Error> {
+    let sink = client
+        .copy_in::<_, bytes::Bytes>(&format!("COPY {table} FROM STDIN WITH (FORMAT csv)"))
+        .await?;
+    futures::pin_mut!(sink);
+    for chunk in data.chunks(500) {
+        sink.send(bytes::Bytes::copy_from_slice(chunk)).await?;
+    }
+    sink.finish().await
+}
+
+#[tokio::test]
+async fn role_caps_bound_result_rows_and_loaded_bytes_over_both_protocols() {
+    let server = TestServer::spawn();
+    let admin = server.pg_client().await;
+    admin
+        .batch_execute(
+            "CREATE USER dora WITH PASSWORD 'dora-pw';
+             CREATE ROLE demo_tier;
+             ALTER ROLE demo_tier SET max_result_rows = 100;
+             ALTER ROLE demo_tier SET max_file_bytes TO 2000;
+             GRANT demo_tier TO dora;
+             GRANT SELECT ON TABLE sales TO dora;
+             CREATE TABLE uploads (id INT, note VARCHAR);
+             GRANT INSERT ON TABLE uploads TO dora;",
+        )
+        .await
+        .expect("setup");
+    let dora = server.pg_client_as("dora", "dora-pw").await.unwrap();
+
+    // Up to the cap: fine. Past it: 54000, over the simple and the extended protocol.
+    assert_eq!(
+        dora.query("SELECT * FROM sales LIMIT 100", &[])
+            .await
+            .unwrap()
+            .len(),
+        100
+    );
+    for err in [
+        dora.simple_query("SELECT * FROM sales")
+            .await
+            .map(|_| ())
+            .unwrap_err(),
+        dora.query("SELECT * FROM sales", &[])
+            .await
+            .map(|_| ())
+            .unwrap_err(),
+    ] {
+        assert_eq!(err.code().map(|c| c.code()), Some("54000"), "{err:?}");
+        let message = err.as_db_error().unwrap().message().to_string();
+        assert!(message.contains("max_result_rows = 100"), "{message}");
+    }
+    // Admin is a superuser: no caps.
+    assert_eq!(
+        count(&admin, "SELECT count(*) FROM (SELECT * FROM sales)").await,
+        2000
+    );
+    assert_eq!(
+        admin.query("SELECT * FROM sales", &[]).await.unwrap().len(),
+        2000
+    );
+
+    // Loads: a small COPY passes, one past max_file_bytes fails and commits nothing.
+    let small: Vec<u8> = (0..20)
+        .flat_map(|i| format!("{i},small\n").into_bytes())
+        .collect();
+    assert_eq!(copy_in(&dora, "uploads", small).await.unwrap(), 20);
+    let big: Vec<u8> = (0..500)
+        .flat_map(|i| format!("{i},too big\n").into_bytes())
+        .collect();
+    let err = copy_in(&dora, "uploads", big).await.unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("54000"), "{err:?}");
+    assert_eq!(count(&admin, "SELECT count(*) FROM uploads").await, 20);
+
+    // Flight SQL: the same cap on rows.
+    let channel = Channel::from_shared(format!("http://{}", server.flight))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut flight = FlightSqlServiceClient::new(channel);
+    flight.handshake("dora", "dora-pw").await.unwrap();
+    let rows = |batches: &[arrow::record_batch::RecordBatch]| -> usize {
+        batches.iter().map(|b| b.num_rows()).sum()
+    };
+    let info = flight
+        .execute("SELECT * FROM sales LIMIT 60".into(), None)
+        .await
+        .unwrap();
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let batches: Vec<_> = flight
+        .do_get(ticket)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(rows(&batches), 60);
+    let info = flight
+        .execute("SELECT * FROM sales".into(), None)
+        .await
+        .unwrap();
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let result: Result<Vec<_>, _> = flight.do_get(ticket).await.unwrap().try_collect().await;
+    let err = result.expect_err("past the cap over Flight");
+    assert!(err.to_string().contains("54000"), "{err}");
+
+    // Flight bulk ingest past max_file_bytes fails and commits nothing.
+    let ids = arrow::array::Int32Array::from_iter_values(0..2000);
+    let notes = arrow::array::StringArray::from_iter_values((0..2000).map(|i| format!("row {i}")));
+    let batch = arrow::record_batch::RecordBatch::try_from_iter([
+        ("id", std::sync::Arc::new(ids) as arrow::array::ArrayRef),
+        ("note", std::sync::Arc::new(notes) as arrow::array::ArrayRef),
+    ])
+    .unwrap();
+    let command = arrow_flight::sql::CommandStatementIngest {
+        table_definition_options: Some(arrow_flight::sql::TableDefinitionOptions {
+            if_not_exist: arrow_flight::sql::TableNotExistOption::Fail.into(),
+            if_exists: arrow_flight::sql::TableExistsOption::Append.into(),
+        }),
+        table: "uploads".into(),
+        ..Default::default()
+    };
+    let err = flight
+        .execute_ingest(command, futures::stream::iter([Ok(batch)]))
+        .await
+        .expect_err("past max_file_bytes over Flight");
+    assert!(err.to_string().contains("54000"), "{err}");
+    assert_eq!(count(&admin, "SELECT count(*) FROM uploads").await, 20);
+
+    // RESET lifts the cap.
+    admin
+        .batch_execute("ALTER ROLE demo_tier RESET max_result_rows")
+        .await
+        .unwrap();
+    assert_eq!(
+        dora.query("SELECT * FROM sales", &[]).await.unwrap().len(),
+        2000
+    );
+    // Unknown settings are refused with the names that exist.
+    let err = admin
+        .batch_execute("ALTER ROLE demo_tier SET max_cpu = 3")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("0A000"), "{err:?}");
+}

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::DEFAULT_SCHEMA;
 use crate::error::{Error, Result};
 use crate::store::CatalogStore;
+use crate::users::RoleLimits;
 
 pub use plan::{check_plan, CheckAccess};
 pub use spawn::carry_caller_into_spawned_tasks;
@@ -141,6 +142,24 @@ impl Caller {
                     .any(|u| u.superuser && roles.contains(u.name.as_str()))
             }),
         }
+    }
+
+    /// The caps on what this caller may do: the tightest among their roles; none for
+    /// superusers and the server itself.
+    pub fn limits(&self) -> RoleLimits {
+        let Some(store) = &self.store else {
+            return RoleLimits::default();
+        };
+        if self.is_superuser() {
+            return RoleLimits::default();
+        }
+        store.read(|c| {
+            let roles = roles_of(&c.users, &self.name);
+            c.users
+                .iter()
+                .filter(|u| roles.contains(u.name.as_str()))
+                .fold(RoleLimits::default(), |caps, u| caps.tightest(u.limits))
+        })
     }
 
     /// True if the caller holds `privilege` on `schema.table`.

@@ -7,7 +7,7 @@
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{
     Action, AlterRoleOperation, Expr, GrantObjects, Grantee, GranteeName, ObjectName, ObjectType,
-    Password, Privileges, RoleOption, Statement, Value,
+    Password, Privileges, ResetConfig, RoleOption, SetConfigValue, Statement, Value,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -17,6 +17,7 @@ use super::{Caller, GrantDef, GrantTarget, Privilege};
 use crate::catalog::{CatalogOutcome, DEFAULT_SCHEMA};
 use crate::error::{Error, Result};
 use crate::store::CatalogStore;
+use crate::users::RoleLimits;
 
 /// Rewrites `CREATE USER` to `CREATE ROLE ... LOGIN`, `ALTER/DROP USER` to
 /// `ALTER/DROP ROLE`, and `GRANT/REVOKE role TO/FROM user` to sqlparser's
@@ -189,6 +190,35 @@ pub fn run_access_statement(
                         }
                     }
                 }
+                AlterRoleOperation::Set {
+                    config_name,
+                    config_value,
+                    in_database: None,
+                } => {
+                    let limit = config_name.to_string().to_ascii_lowercase();
+                    let value = match config_value {
+                        SetConfigValue::Default => None,
+                        SetConfigValue::Value(value) => Some(limit_value(&limit, &value)?),
+                        SetConfigValue::FromCurrent => {
+                            return Err(unsupported("ALTER ROLE ... SET ... FROM CURRENT"))
+                        }
+                    };
+                    store.set_limit(&name, &limit, value)?;
+                }
+                AlterRoleOperation::Reset {
+                    config_name,
+                    in_database: None,
+                } => match config_name {
+                    ResetConfig::ALL => {
+                        for limit in RoleLimits::NAMES {
+                            store.set_limit(&name, limit, None)?;
+                        }
+                    }
+                    ResetConfig::ConfigName(limit) => {
+                        let limit = limit.to_string().to_ascii_lowercase();
+                        store.set_limit(&name, &limit, None)?;
+                    }
+                },
                 other => return Err(unsupported(&format!("ALTER ROLE {other}"))),
             }
             done("ALTER ROLE")
@@ -259,6 +289,16 @@ fn unsupported(what: &str) -> Error {
 }
 
 /// A role or user name as Postgres folds it: unquoted names lower-cased.
+/// The value of `ALTER ROLE ... SET limit = value`: a whole number of rows or bytes.
+fn limit_value(limit: &str, value: &Expr) -> Result<u64> {
+    let text = value.to_string();
+    text.trim_matches('\'')
+        .parse::<u64>()
+        .map_err(|_| Error::NotSupported {
+            what: format!("{limit} = {text}: give a whole number, like {limit} = 1000"),
+        })
+}
+
 fn ident_name(name: &ObjectName) -> String {
     let text = name.to_string();
     match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {

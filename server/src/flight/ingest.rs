@@ -4,13 +4,14 @@
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::server::PeekableFlightDataStream;
 use arrow_flight::sql::CommandStatementIngest;
+use arrow_flight::FlightData;
 use datafusion::common::TableReference;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::{StreamExt, TryStreamExt};
 use insightflow_catalog::access::current_caller;
-use insightflow_catalog::DEFAULT_SCHEMA;
+use insightflow_catalog::{RoleLimits, DEFAULT_SCHEMA};
 use tonic::{Request, Status};
 
 use super::FlightSqlServer;
@@ -41,10 +42,9 @@ impl FlightSqlServer {
         let if_not_exist = TableNotExistOption::try_from(options.if_not_exist)
             .unwrap_or(TableNotExistOption::Fail);
 
-        let mut batches = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
-            request.into_inner().map_err(FlightError::from),
-        )
-        .peekable();
+        let data = capped(request.into_inner().map_err(FlightError::from));
+        let mut batches =
+            arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(data).peekable();
         // The schema comes with the first message, before any rows.
         let _ = std::pin::Pin::new(&mut batches).peek().await;
         let schema = batches
@@ -90,7 +90,14 @@ impl FlightSqlServer {
                 )))
             }
         }
-        let rows = batches.map_err(|e| DataFusionError::External(Box::new(e)));
+        // A refusal raised on the way in (a role's cap) keeps its SQLSTATE.
+        let rows = batches.map_err(|e| match e {
+            FlightError::ExternalError(inner) => match inner.downcast::<DataFusionError>() {
+                Ok(e) => *e,
+                Err(other) => DataFusionError::External(other),
+            },
+            other => DataFusionError::External(Box::new(other)),
+        });
         let rows = Box::pin(RecordBatchStreamAdapter::new(schema, rows));
         let written = self
             .engine
@@ -99,4 +106,32 @@ impl FlightSqlServer {
             .map_err(|e| to_status(&e))?;
         Ok(written as i64)
     }
+}
+
+/// A role's `max_file_bytes`: data past it fails the ingest (SQLSTATE 54000), so
+/// nothing is committed.
+fn capped<S>(data: S) -> futures::stream::BoxStream<'static, Result<FlightData, FlightError>>
+where
+    S: futures::Stream<Item = Result<FlightData, FlightError>> + Send + 'static,
+{
+    let caller = current_caller().ok();
+    let Some((max, user)) = caller.and_then(|c| {
+        let max = c.limits().max_file_bytes?;
+        Some((max, c.name().to_string()))
+    }) else {
+        return data.boxed();
+    };
+    let mut received = 0u64;
+    data.map(move |item| {
+        let data = item?;
+        received += (data.data_header.len() + data.data_body.len()) as u64;
+        if received > max {
+            let error = RoleLimits::exceeded("max_file_bytes", max, &user, "the ingested data");
+            return Err(FlightError::ExternalError(Box::new(DataFusionError::from(
+                error,
+            ))));
+        }
+        Ok(data)
+    })
+    .boxed()
 }

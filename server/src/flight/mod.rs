@@ -48,9 +48,10 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::engine::{Engine, StatementResult};
 use crate::error::to_status;
+use datafusion::execution::SendableRecordBatchStream;
 use insightflow_catalog::access::{check_plan, current_caller};
-use insightflow_catalog::rows_affected;
 use insightflow_catalog::Caller;
+use insightflow_catalog::{rows_affected, RoleLimits};
 use insightflow_functions::ask::collect_notes;
 use tokio::time::{Duration, Instant};
 use tracing::Instrument;
@@ -259,7 +260,7 @@ impl FlightSqlServer {
             .map_err(|e| to_status(&e))?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = df.execute_stream().await.map_err(|e| to_status(&e))?;
-        let batches = batches
+        let batches = capped(batches)
             .inspect(move |batch| {
                 if let Ok(batch) = batch {
                     tracked.sent(batch.num_rows() as u64, 0);
@@ -775,6 +776,45 @@ impl FlightSqlService for FlightSqlServer {
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+/// A role's `max_result_rows`: the rows up to it go out, then SQLSTATE 54000.
+fn capped(
+    batches: SendableRecordBatchStream,
+) -> Pin<Box<dyn Stream<Item = Result<RecordBatch, DataFusionError>> + Send>> {
+    let Some(caller) = Caller::current() else {
+        return batches;
+    };
+    let Some(max) = caller.limits().max_result_rows else {
+        return batches;
+    };
+    let user = caller.name().to_string();
+    let exceeded = move || -> DataFusionError {
+        RoleLimits::exceeded("max_result_rows", max, &user, "the result").into()
+    };
+    Box::pin(stream::unfold(
+        (Some(batches), 0u64, false),
+        move |(batches, seen, over)| {
+            let exceeded = exceeded.clone();
+            async move {
+                if over {
+                    return Some((Err(exceeded()), (None, seen, false)));
+                }
+                let mut batches = batches?;
+                let batch = match batches.next().await? {
+                    Ok(batch) => batch,
+                    Err(e) => return Some((Err(e), (None, seen, false))),
+                };
+                let rows = batch.num_rows() as u64;
+                if seen + rows <= max {
+                    return Some((Ok(batch), (Some(batches), seen + rows, false)));
+                }
+                // The rows that fit; the next poll reports the cap.
+                let fits = batch.slice(0, (max - seen) as usize);
+                Some((Ok(fits), (None, max, true)))
+            }
+        },
+    ))
 }
 
 fn params_is_empty(p: &ParamValues) -> bool {

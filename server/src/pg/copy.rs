@@ -224,6 +224,10 @@ struct CopyIn {
     /// Text format ends with a `\.` line some clients send.
     text: bool,
     tracked: Tracked,
+    /// The role's `max_file_bytes`, and the bytes received so far.
+    max_bytes: Option<u64>,
+    received: u64,
+    user: String,
 }
 
 /// COPY FROM STDIN state of every connection, by backend pid.
@@ -272,6 +276,8 @@ impl CopyIns {
         let engine = engine.clone();
         let caller = insightflow_catalog::access::current_caller()?;
         caller.check_table(insightflow_catalog::access::Privilege::Insert, &table)?;
+        let max_bytes = caller.limits().max_file_bytes;
+        let user = caller.name().to_string();
         let record = tracked.clone();
         let insert = tokio::spawn(caller.scope(async move {
             let written = engine.insert_stream(table, rows, InsertOp::Append).await;
@@ -295,6 +301,9 @@ impl CopyIns {
                 insert,
                 text: !format.csv,
                 tracked,
+                max_bytes,
+                received: 0,
+                user,
             },
         );
         Ok(CopyResponse::new(0, columns, futures::stream::empty()))
@@ -364,6 +373,18 @@ impl CopyHandler for PgCopy {
             let Some(copy) = ins.get_mut(&pid) else {
                 return Ok(());
             };
+            copy.received += data.data.len() as u64;
+            if let Some(max) = copy.max_bytes.filter(|max| copy.received > *max) {
+                let error = insightflow_catalog::RoleLimits::exceeded(
+                    "max_file_bytes",
+                    max,
+                    &copy.user,
+                    "the data sent to COPY",
+                );
+                // Failing the input fails the insert: nothing is committed.
+                let _ = copy.rows.try_send(Err(error.into()));
+                return Ok(());
+            }
             let mut bytes: &[u8] = &data.data;
             if copy.text && (bytes == b"\\.\n" || bytes.ends_with(b"\n\\.\n")) {
                 bytes = &bytes[..bytes.len() - 3];

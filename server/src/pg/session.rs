@@ -16,8 +16,8 @@ use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use datafusion_postgres::{DfSessionService, Parser, QueryHook};
-use futures::{Sink, SinkExt};
-use insightflow_catalog::{Caller, Catalog, CatalogOutcome};
+use futures::{Sink, SinkExt, StreamExt};
+use insightflow_catalog::{Caller, Catalog, CatalogOutcome, RoleLimits};
 use insightflow_functions::ask::{collect_notes, Notes};
 use parking_lot::Mutex;
 use pgwire::api::portal::{Format, Portal};
@@ -157,6 +157,56 @@ impl PgSession {
     }
 }
 
+/// A role's `max_result_rows`: the rows up to it go out, then SQLSTATE 54000.
+fn capped(caller: &Caller, responses: &mut [Response]) {
+    let Some(max) = caller.limits().max_result_rows else {
+        return;
+    };
+    let message =
+        RoleLimits::exceeded("max_result_rows", max, caller.name(), "the result").to_string();
+    for response in responses {
+        match response {
+            Response::Query(query) => {
+                let rows =
+                    std::mem::replace(&mut query.data_rows, Box::pin(futures::stream::empty()));
+                query.data_rows = cap_rows(rows, max, message.clone());
+            }
+            Response::CopyOut(copy) => {
+                let data =
+                    std::mem::replace(&mut copy.data_stream, Box::pin(futures::stream::empty()));
+                copy.data_stream = cap_rows(data, max, message.clone());
+            }
+            _ => {}
+        }
+    }
+}
+
+type PgStream<T> = std::pin::Pin<Box<dyn futures::Stream<Item = PgWireResult<T>> + Send>>;
+
+fn cap_rows<T: Send + 'static>(rows: PgStream<T>, max: u64, message: String) -> PgStream<T> {
+    Box::pin(futures::stream::unfold(
+        (Some(rows), 0u64),
+        move |(rows, seen)| {
+            let message = message.clone();
+            async move {
+                let mut rows = rows?;
+                match rows.next().await {
+                    None => None,
+                    Some(Ok(_)) if seen == max => {
+                        let error = ErrorInfo::new(
+                            "ERROR".into(),
+                            crate::error::sqlstate::PROGRAM_LIMIT_EXCEEDED.into(),
+                            message,
+                        );
+                        Some((Err(PgWireError::UserError(Box::new(error))), (None, seen)))
+                    }
+                    Some(item) => Some((item, (Some(rows), seen + 1))),
+                }
+            }
+        },
+    ))
+}
+
 /// The span of one statement: its logs carry the query id and the user.
 fn query_span(tracked: &Tracked, caller: &Caller) -> tracing::Span {
     tracing::info_span!("query", query_id = tracked.query_id(), user = caller.name())
@@ -234,6 +284,7 @@ impl SimpleQueryHandler for PgSession {
             .await;
         match result {
             Ok(mut responses) => {
+                capped(&caller, &mut responses);
                 track::follow(&tracked, &mut responses);
                 polled_as(&caller, &mut responses);
                 Ok(responses)
@@ -346,6 +397,7 @@ impl ExtendedQueryHandler for PgSession {
         match result {
             Ok(mut response) => {
                 let responses = std::slice::from_mut(&mut response);
+                capped(&caller, responses);
                 track::follow(&tracked, responses);
                 polled_as(&caller, responses);
                 Ok(response)
