@@ -30,6 +30,9 @@ pub enum Error {
     NotSupported { what: String },
     #[error("table \"{name}\" does not exist")]
     TableNotFound { name: String },
+    /// A remote database could not be reached (SQLSTATE 08001).
+    #[error("{message}")]
+    Connection { message: String },
     /// A role's cap (`ALTER ROLE ... SET max_result_rows / max_file_bytes`).
     #[error("{message}")]
     LimitExceeded { message: String },

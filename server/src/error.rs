@@ -38,6 +38,7 @@ pub mod sqlstate {
     pub const TOO_MANY_CONNECTIONS: &str = "53300";
     pub const RATE_LIMITED: &str = "53400";
     pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
+    pub const CONNECTION_FAILED: &str = "08001";
     pub const OUT_OF_MEMORY: &str = "53200";
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
     pub const IO_ERROR: &str = "58030";
@@ -96,6 +97,7 @@ pub fn classify(e: &DataFusionError) -> ErrorClass {
             Some(CatalogError::NotSupported { .. }) => FEATURE_NOT_SUPPORTED,
             Some(CatalogError::TableNotFound { .. }) => UNDEFINED_TABLE,
             Some(CatalogError::LimitExceeded { .. }) => PROGRAM_LIMIT_EXCEEDED,
+            Some(CatalogError::Connection { .. }) => CONNECTION_FAILED,
             Some(CatalogError::UserExists { .. }) => DUPLICATE_OBJECT,
             Some(CatalogError::UserNotFound { .. }) => UNDEFINED_TABLE,
             Some(CatalogError::Io { .. }) => IO_ERROR,
@@ -221,7 +223,7 @@ pub fn grpc_code(sqlstate: &str) -> tonic::Code {
         "28P01" | "28000" => Code::Unauthenticated,
         "57014" => Code::Cancelled,
         "0A000" => Code::Unimplemented,
-        "58000" => Code::Unavailable,
+        "58000" | "08001" => Code::Unavailable,
         s if s.starts_with("53") || s.starts_with("54") => Code::ResourceExhausted,
         s if s.starts_with("42") || s.starts_with("22") => Code::InvalidArgument,
         _ => Code::Internal,

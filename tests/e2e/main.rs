@@ -6,6 +6,7 @@ mod common;
 mod analytics;
 mod ask;
 mod compat;
+mod connectors;
 mod flight;
 mod formats;
 mod grants;

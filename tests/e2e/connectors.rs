@@ -1,0 +1,210 @@
+//! `STORED AS POSTGRES` and `STORED AS MYSQL` against the real PostgreSQL
+//! (127.0.0.1:5432) and MariaDB (127.0.0.1:3306) of this machine: a Postgres table, a
+//! MariaDB table and a local Parquet file joined in one query, push-down seen in
+//! EXPLAIN, clear errors, and the tables still there after a restart.
+
+use std::process::Command;
+
+use tokio_postgres::NoTls;
+
+use crate::common::TestServer;
+
+const PG_URL: &str = "postgres://postgres:not-shown-pw@127.0.0.1:5432/test";
+
+/// Runs SQL in MariaDB's own client.
+fn mariadb(sql: &str) -> String {
+    let out = Command::new("mariadb")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-u",
+            "root",
+            "-N",
+            "-B",
+            "test",
+            "-e",
+            sql,
+        ])
+        .output()
+        .expect("the mariadb client");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+async fn postgres() -> tokio_postgres::Client {
+    let (client, conn) =
+        tokio_postgres::connect("host=127.0.0.1 port=5432 user=postgres dbname=test", NoTls)
+            .await
+            .expect("the PostgreSQL on this machine");
+    tokio::spawn(conn);
+    client
+}
+
+#[tokio::test]
+async fn postgres_mariadb_and_parquet_join_in_one_query_with_push_down() {
+    // Tables of our own in the shared databases, unique to this run.
+    let tag = format!("if_{}", std::process::id());
+    let (orders, customers) = (format!("{tag}_orders"), format!("{tag}_customers"));
+    let pg = postgres().await;
+    pg.batch_execute(&format!(
+        "DROP TABLE IF EXISTS {orders};
+         CREATE TABLE {orders} (id int PRIMARY KEY, customer_id int, amount float8, status text);
+         INSERT INTO {orders}
+           SELECT i, i % 50, (i % 97) * 1.5, CASE WHEN i % 3 = 0 THEN 'open' ELSE 'paid' END
+           FROM generate_series(1, 1000) i;"
+    ))
+    .await
+    .unwrap();
+    mariadb(&format!(
+        "DROP TABLE IF EXISTS {customers};
+         CREATE TABLE {customers} (id INT PRIMARY KEY, name VARCHAR(40), region_id INT);
+         INSERT INTO {customers}
+           SELECT seq, CONCAT('customer ', seq), seq % 4 FROM seq_0_to_49;"
+    ));
+
+    let data = tempfile::tempdir().unwrap();
+    let mut server = TestServer::spawn_in(data.path(), &[]);
+    let admin = server.pg_client().await;
+    admin
+        .batch_execute(&format!(
+            "CREATE EXTERNAL TABLE pg_orders STORED AS POSTGRES LOCATION '{PG_URL}'
+               OPTIONS ('table' 'public.{orders}', 'sslmode' 'disable');
+             CREATE EXTERNAL TABLE my_customers STORED AS MYSQL
+               LOCATION 'mysql://root@127.0.0.1:3306/test'
+               OPTIONS ('table' '{customers}', 'sslmode' 'disabled');
+             COPY (SELECT * FROM (VALUES (0, 'North'), (1, 'South'), (2, 'East'), (3, 'West'))
+                   AS r(region_id, region)) TO 'regions.parquet' STORED AS PARQUET;
+             CREATE EXTERNAL TABLE regions STORED AS PARQUET LOCATION 'regions.parquet';"
+        ))
+        .await
+        .expect("external tables over both databases");
+
+    // The remote schemas arrive as Arrow types.
+    let n: i64 = admin
+        .query_one("SELECT count(*) FROM pg_orders", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1000);
+
+    let joined = "SELECT r.region, round(sum(o.amount), 2) AS revenue
+                  FROM pg_orders o
+                  JOIN my_customers c ON o.customer_id = c.id
+                  JOIN regions r ON c.region_id = r.region_id
+                  WHERE o.status = 'paid'
+                  GROUP BY r.region ORDER BY r.region";
+    let ours: Vec<(String, f64)> = admin
+        .query(joined, &[])
+        .await
+        .expect("the join")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    // The same answer computed by PostgreSQL alone (customer i has region i % 4).
+    let expected: Vec<(String, f64)> = pg
+        .query(
+            &format!(
+                "SELECT (ARRAY['North','South','East','West'])[(customer_id % 4) + 1] AS region,
+                        round(sum(amount)::numeric, 2)::float8
+                 FROM {orders} WHERE status = 'paid' GROUP BY 1 ORDER BY 1"
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(ours, expected);
+
+    // Filters, projections and limits go to the remote database.
+    let plan = explain(
+        &admin,
+        "SELECT id FROM pg_orders WHERE status = 'open' LIMIT 3",
+    )
+    .await;
+    assert!(
+        plan.contains("WHERE") && plan.contains("LIMIT 3") && plan.contains("\"status\" = 'open'"),
+        "{plan}"
+    );
+    assert!(
+        !plan.contains("\"amount\""),
+        "only the needed columns are fetched: {plan}"
+    );
+    let plan = explain(&admin, "SELECT name FROM my_customers WHERE region_id = 2").await;
+    assert!(
+        plan.contains("WHERE") && plan.contains("`region_id` = 2"),
+        "{plan}"
+    );
+
+    // Clear errors: a refused connection and a missing table; the server goes on.
+    let err = admin
+        .batch_execute(
+            "CREATE EXTERNAL TABLE nowhere STORED AS POSTGRES
+               LOCATION 'postgres://postgres@127.0.0.1:1/test' OPTIONS ('sslmode' 'disable')",
+        )
+        .await
+        .unwrap_err();
+    let message = err.as_db_error().unwrap().message().to_string();
+    assert_eq!(err.code().unwrap().code(), "08001", "{message}");
+    assert!(message.contains("cannot connect"), "{message}");
+    let err = admin
+        .batch_execute(&format!(
+            "CREATE EXTERNAL TABLE missing STORED AS MYSQL LOCATION 'mysql://root@127.0.0.1:3306/test'
+               OPTIONS ('table' '{tag}_no_such_table', 'sslmode' 'disabled')"
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code().unwrap().code(),
+        "42P01",
+        "{:?}",
+        err.as_db_error()
+    );
+
+    // The connection string's password is not in the query log.
+    let log: Vec<String> = admin
+        .query("SELECT statement FROM system.query_log", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(log.iter().any(|s| s.contains("STORED AS POSTGRES")));
+    assert!(log.iter().all(|s| !s.contains("not-shown-pw")), "{log:?}");
+
+    // A restart reconnects from the catalog.
+    drop(admin);
+    server.stop();
+    let server = TestServer::spawn_in(data.path(), &[]);
+    let admin = server.pg_client().await;
+    let n: i64 = admin
+        .query_one("SELECT count(*) FROM my_customers", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 50);
+
+    pg.batch_execute(&format!("DROP TABLE {orders}"))
+        .await
+        .unwrap();
+    mariadb(&format!("DROP TABLE {customers}"));
+}
+
+async fn explain(client: &tokio_postgres::Client, sql: &str) -> String {
+    client
+        .simple_query(&format!("EXPLAIN {sql}"))
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(1).map(str::to_string),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
