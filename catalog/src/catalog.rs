@@ -196,7 +196,15 @@ impl Catalog {
         let objects = self.store.objects();
         for object in &objects {
             let sql = match object {
-                ObjectDef::ExternalTable(t) => ddl::external_table_sql(t),
+                ObjectDef::ExternalTable(t) => match self.store.unsealed(t.clone()) {
+                    Ok(t) => ddl::external_table_sql(&t),
+                    Err(e) => {
+                        let msg = format!("{}.{}: {e}", t.schema, t.name);
+                        warn!(object = %msg, "could not open the table's secrets; it stays in the catalog");
+                        problems.push(msg);
+                        continue;
+                    }
+                },
                 ObjectDef::View(v) => v.sql.clone(),
                 ObjectDef::ManagedTable(t) => {
                     if let Err(e) = ddl::register_managed(self, ctx, t) {

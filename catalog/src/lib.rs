@@ -17,6 +17,7 @@ mod ddl;
 mod error;
 mod managed;
 mod paths;
+pub mod secrets;
 mod store;
 mod users;
 

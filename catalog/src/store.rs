@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::access::GrantDef;
 use crate::error::{Error, Result};
+use crate::secrets::{has_embedded_password, is_secret_key, Sealer};
 use crate::users::UserDef;
 
 const FILE_NAME: &str = "catalog.json";
@@ -106,6 +107,7 @@ impl CatalogFile {
 pub struct CatalogStore {
     path: PathBuf,
     state: Mutex<CatalogFile>,
+    sealer: Sealer,
 }
 
 impl CatalogStore {
@@ -127,7 +129,34 @@ impl CatalogStore {
         Ok(Self {
             path,
             state: Mutex::new(state),
+            sealer: Sealer::open(data_dir)?,
         })
+    }
+
+    /// `def` with its secrets sealed, as it is written to the catalog file.
+    pub fn sealed(&self, mut def: ExternalTableDef) -> ExternalTableDef {
+        for location in &mut def.locations {
+            if has_embedded_password(location) {
+                *location = self.sealer.seal(location);
+            }
+        }
+        for (key, value) in &mut def.options {
+            if is_secret_key(key) || has_embedded_password(value) {
+                *value = self.sealer.seal(value);
+            }
+        }
+        def
+    }
+
+    /// `def` with its secrets opened, to re-create the table.
+    pub fn unsealed(&self, mut def: ExternalTableDef) -> Result<ExternalTableDef> {
+        for location in &mut def.locations {
+            *location = self.sealer.unseal(location)?;
+        }
+        for (_, value) in &mut def.options {
+            *value = self.sealer.unseal(value)?;
+        }
+        Ok(def)
     }
 
     pub(crate) fn read<T>(&self, f: impl FnOnce(&CatalogFile) -> T) -> T {

@@ -177,7 +177,19 @@ async fn postgres_mariadb_and_parquet_join_in_one_query_with_push_down() {
     assert!(log.iter().any(|s| s.contains("STORED AS POSTGRES")));
     assert!(log.iter().all(|s| !s.contains("not-shown-pw")), "{log:?}");
 
-    // A restart reconnects from the catalog.
+    // At rest the password is sealed (AES-GCM under <data-dir>/secret.key, mode 0600).
+    let catalog = std::fs::read_to_string(data.path().join("catalog.json")).unwrap();
+    assert!(
+        !catalog.contains("not-shown-pw") && catalog.contains("sealed:v1:"),
+        "{catalog}"
+    );
+    let key = std::fs::metadata(data.path().join("secret.key")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&key.permissions()) & 0o777,
+        0o600
+    );
+
+    // A restart opens the secret and reconnects.
     drop(admin);
     server.stop();
     let server = TestServer::spawn_in(data.path(), &[]);
@@ -188,6 +200,12 @@ async fn postgres_mariadb_and_parquet_join_in_one_query_with_push_down() {
         .unwrap()
         .get(0);
     assert_eq!(n, 50);
+    let n: i64 = admin
+        .query_one("SELECT count(*) FROM pg_orders WHERE status = 'paid'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 667);
 
     pg.batch_execute(&format!("DROP TABLE {orders}"))
         .await
