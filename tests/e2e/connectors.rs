@@ -145,13 +145,15 @@ async fn postgres_mariadb_and_parquet_join_in_one_query_with_push_down() {
     let err = admin
         .batch_execute(
             "CREATE EXTERNAL TABLE nowhere STORED AS POSTGRES
-               LOCATION 'postgres://postgres@127.0.0.1:1/test' OPTIONS ('sslmode' 'disable')",
+               LOCATION 'postgres://postgres:not-shown-pw@127.0.0.1:1/test'
+               OPTIONS ('sslmode' 'disable')",
         )
         .await
         .unwrap_err();
     let message = err.as_db_error().unwrap().message().to_string();
     assert_eq!(err.code().unwrap().code(), "08001", "{message}");
     assert!(message.contains("cannot connect"), "{message}");
+    assert!(!message.contains("not-shown-pw"), "{message}");
     let err = admin
         .batch_execute(&format!(
             "CREATE EXTERNAL TABLE missing STORED AS MYSQL LOCATION 'mysql://root@127.0.0.1:3306/test'
@@ -165,6 +167,41 @@ async fn postgres_mariadb_and_parquet_join_in_one_query_with_push_down() {
         "{:?}",
         err.as_db_error()
     );
+
+    // The planted password shows on no surface a client can read.
+    for sql in [
+        "SELECT * FROM information_schema.tables",
+        "SELECT * FROM information_schema.columns",
+        "SELECT * FROM information_schema.views",
+        "SELECT * FROM information_schema.df_settings",
+        "SHOW CREATE TABLE pg_orders",
+        "SELECT * FROM pg_catalog.pg_class",
+        "SELECT * FROM pg_catalog.pg_tables",
+        "SELECT * FROM pg_catalog.pg_views",
+        "SELECT * FROM pg_catalog.pg_settings",
+        "SELECT * FROM system.sessions",
+    ] {
+        let text = match admin.simple_query(sql).await {
+            Ok(messages) => messages
+                .iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                        (0..r.len())
+                            .map(|i| r.get(i).unwrap_or(""))
+                            .collect::<Vec<_>>()
+                            .join("|"),
+                    ),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Err(e) => format!("{e:?}"),
+        };
+        assert!(
+            !text.contains("not-shown-pw"),
+            "{sql} shows the password:\n{text}"
+        );
+    }
 
     // The connection string's password is not in the query log.
     let log: Vec<String> = admin
@@ -192,6 +229,15 @@ async fn postgres_mariadb_and_parquet_join_in_one_query_with_push_down() {
     // A restart opens the secret and reconnects.
     drop(admin);
     server.stop();
+    let log = std::fs::read_to_string(data.path().with_extension("log")).unwrap();
+    assert!(
+        log.contains("statement finished"),
+        "the log records statements"
+    );
+    assert!(
+        !log.contains("not-shown-pw"),
+        "the server log shows the password"
+    );
     let server = TestServer::spawn_in(data.path(), &[]);
     let admin = server.pg_client().await;
     let n: i64 = admin
