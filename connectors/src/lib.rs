@@ -1,9 +1,10 @@
 //! Table-provider factories DataFusion lacks, registered in one place so the server
 //! and the tests pick them up together. Shipped: `EXCEL` ([`excel`]), `POSTGRES` and
-//! `MYSQL` ([`database`]). Still to come: `HTTP` and object-store registration.
+//! `MYSQL` ([`database`]), `HTTP` ([`http`]). Still to come: object-store registration.
 
 pub mod database;
 pub mod excel;
+pub mod http;
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ pub fn register_all(ctx: &SessionContext) {
     let mut state = state.write();
     let factories = state.table_factories_mut();
     factories.insert("EXCEL".to_string(), Arc::new(excel::ExcelTableFactory));
+    factories.insert("HTTP".to_string(), Arc::new(http::HttpTableFactory));
     for db in [database::Database::Postgres, database::Database::MySql] {
         factories.insert(
             db.name().to_string(),

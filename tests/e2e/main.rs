@@ -10,6 +10,7 @@ mod connectors;
 mod flight;
 mod formats;
 mod grants;
+mod http_api;
 mod limits;
 mod managed;
 mod monitor;
