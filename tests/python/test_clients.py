@@ -329,3 +329,77 @@ def test_excel_tables(server):
         assert types == {"team": "Utf8", "amount": "Float64", "headcount": "Int64", "start": "Date32", "active": "Boolean"}
         with pytest.raises(psycopg.Error, match="no sheet 'Q9'"):
             conn.execute("CREATE EXTERNAL TABLE nope STORED AS EXCEL LOCATION 'budget.xlsx' OPTIONS ('sheet' 'Q9')")
+
+
+def test_remote_sources_from_psql_and_adbc(server, tmp_path):
+    """A PostgreSQL table, a MariaDB table and an HTTP JSON API, created from psql and
+    joined with the demo data from ADBC (Flight SQL)."""
+    import http.server
+    import json
+    import threading
+
+    tag = f"py_{os.getpid()}"
+    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True) as pg:
+        pg.execute(f"DROP TABLE IF EXISTS {tag}_targets")
+        pg.execute(f"CREATE TABLE {tag}_targets (region text, target float8)")
+        pg.execute(f"INSERT INTO {tag}_targets VALUES ('North', 1.0), ('South', 2.0), ('East', 3.0), ('West', 4.0)")
+    subprocess.run(
+        ["mariadb", "-h", "127.0.0.1", "-u", "root", "test", "-e",
+         f"DROP TABLE IF EXISTS {tag}_managers; CREATE TABLE {tag}_managers (region VARCHAR(10), manager VARCHAR(20));"
+         f"INSERT INTO {tag}_managers VALUES ('North','Ann'),('South','Bob'),('East','Cy'),('West','Di');"],
+        check=True,
+    )
+
+    class Api(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps({"items": [{"region": r, "open_tickets": n}
+                                         for r, n in [("North", 3), ("South", 1), ("East", 4), ("West", 1)]]})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args):
+            pass
+
+    api = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    try:
+        script = f"""
+            CREATE EXTERNAL TABLE py_targets STORED AS POSTGRES
+              LOCATION 'postgres://postgres@127.0.0.1:5432/test'
+              OPTIONS ('table' 'public.{tag}_targets', 'sslmode' 'disable');
+            CREATE EXTERNAL TABLE py_managers STORED AS MYSQL
+              LOCATION 'mysql://root@127.0.0.1:3306/test'
+              OPTIONS ('table' '{tag}_managers', 'sslmode' 'disabled');
+            CREATE EXTERNAL TABLE py_tickets STORED AS HTTP
+              LOCATION 'http://127.0.0.1:{api.server_port}/tickets' OPTIONS ('json_path' 'items');
+        """
+        subprocess.run(
+            ["psql", "-h", server.pg_host, "-p", str(server.pg_port), "-U", "admin", "-d", "insightflow",
+             "-X", "-v", "ON_ERROR_STOP=1", "-c", script],
+            env=dict(os.environ, PGPASSWORD=server.password), capture_output=True, text=True, check=True,
+        )
+        query = """
+            SELECT s.region, m.manager, t.target, k.open_tickets, count(*) AS orders
+            FROM sales s
+            JOIN py_targets t ON t.region = s.region
+            JOIN py_managers m ON m.region = s.region
+            JOIN py_tickets k ON k.region = s.region
+            GROUP BY 1, 2, 3, 4 ORDER BY 1
+        """
+        with flight_connect(server) as conn, conn.cursor() as cur:
+            cur.execute(query)
+            rows = cur.fetchall()
+        with psycopg.connect(server.pg_dsn) as conn:
+            expected_counts = dict(conn.execute("SELECT region, count(*) FROM sales GROUP BY 1").fetchall())
+        assert [r[:4] for r in rows] == [
+            ("East", "Cy", 3.0, 4), ("North", "Ann", 1.0, 3), ("South", "Bob", 2.0, 1), ("West", "Di", 4.0, 1),
+        ]
+        assert {r[0]: r[4] for r in rows} == expected_counts
+    finally:
+        api.shutdown()
+        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True) as pg:
+            pg.execute(f"DROP TABLE IF EXISTS {tag}_targets")
+        subprocess.run(["mariadb", "-h", "127.0.0.1", "-u", "root", "test", "-e",
+                        f"DROP TABLE IF EXISTS {tag}_managers"], check=True)
