@@ -66,8 +66,8 @@ pub(crate) async fn create_external_table(
     };
     // Run the canonical form, so what is recorded is exactly what ran.
     cmd.name = qualified_name(&schema, &name);
+    let def = catalog.store().sealed(def)?;
     run(ctx, DFStatement::CreateExternalTable(cmd)).await?;
-    let def = catalog.store().sealed(def);
     record(catalog, ctx, &schema, &name, ObjectDef::ExternalTable(def))?;
     Ok(outcome)
 }

@@ -96,16 +96,20 @@ impl Sealer {
         }
     }
 
-    pub fn seal(&self, plain: &str) -> String {
+    pub fn seal(&self, plain: &str) -> Result<String> {
+        let failed = || Error::BadDefinition {
+            name: "a secret".into(),
+            reason: "it could not be sealed (no system randomness?)".into(),
+        };
         let mut nonce = [0u8; NONCE_LEN];
-        self.random.fill(&mut nonce).expect("system randomness");
+        self.random.fill(&mut nonce).map_err(|_| failed())?;
         let mut data = plain.as_bytes().to_vec();
         self.key
             .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut data)
-            .expect("sealing cannot fail for in-memory data");
+            .map_err(|_| failed())?;
         let mut out = nonce.to_vec();
         out.extend(data);
-        format!("{PREFIX}{}", STANDARD.encode(out))
+        Ok(format!("{PREFIX}{}", STANDARD.encode(out)))
     }
 
     /// The plain text of a sealed value; other values come back as they are.
@@ -158,11 +162,11 @@ mod tests {
     fn sealed_values_open_with_the_same_key_only() {
         let dir = tempfile::tempdir().unwrap();
         let sealer = Sealer::open(dir.path()).unwrap();
-        let sealed = sealer.seal("postgres://app:pw@db/x");
+        let sealed = sealer.seal("postgres://app:pw@db/x").unwrap();
         assert!(sealed.starts_with(PREFIX) && !sealed.contains("pw@"));
         assert_ne!(
             sealed,
-            sealer.seal("postgres://app:pw@db/x"),
+            sealer.seal("postgres://app:pw@db/x").unwrap(),
             "a fresh nonce each time"
         );
         assert_eq!(sealer.unseal(&sealed).unwrap(), "postgres://app:pw@db/x");

@@ -134,18 +134,18 @@ impl CatalogStore {
     }
 
     /// `def` with its secrets sealed, as it is written to the catalog file.
-    pub fn sealed(&self, mut def: ExternalTableDef) -> ExternalTableDef {
+    pub fn sealed(&self, mut def: ExternalTableDef) -> Result<ExternalTableDef> {
         for location in &mut def.locations {
             if has_embedded_password(location) {
-                *location = self.sealer.seal(location);
+                *location = self.sealer.seal(location)?;
             }
         }
         for (key, value) in &mut def.options {
             if is_secret_key(key) || has_embedded_password(value) {
-                *value = self.sealer.seal(value);
+                *value = self.sealer.seal(value)?;
             }
         }
-        def
+        Ok(def)
     }
 
     /// `def` with its secrets opened, to re-create the table.

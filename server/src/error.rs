@@ -150,32 +150,36 @@ pub fn to_pg_error(e: &DataFusionError) -> PgWireError {
 /// Rewrites errors coming out of datafusion-postgres (which wraps DataFusion errors as
 /// opaque `ApiError`s, all XX000) into errors with a real SQLSTATE.
 pub fn refine_pg_error(error: &mut PgWireError) {
-    if let PgWireError::ApiError(inner) = error {
-        if let Some(df) = inner.downcast_ref::<DataFusionError>() {
-            *error = to_pg_error(df);
-        } else if let Some(p) = inner.downcast_ref::<ParserError>() {
-            *error = to_pg_error(&DataFusionError::SQL(Box::new(p.clone()), None));
-        }
+    if let Some(class) = api_error_class(error) {
+        *error = PgWireError::UserError(Box::new(ErrorInfo::new(
+            "ERROR".to_string(),
+            class.sqlstate.to_string(),
+            class.message,
+        )));
+    }
+}
+
+/// The class of a DataFusion or SQL-parser error pgwire carries opaquely.
+fn api_error_class(error: &PgWireError) -> Option<ErrorClass> {
+    let PgWireError::ApiError(inner) = error else {
+        return None;
+    };
+    if let Some(df) = inner.downcast_ref::<DataFusionError>() {
+        Some(classify(df))
+    } else {
+        inner
+            .downcast_ref::<ParserError>()
+            .map(|p| classify(&DataFusionError::SQL(Box::new(p.clone()), None)))
     }
 }
 
 /// The SQLSTATE and message a client will see for `error`.
 pub fn pg_error_class(error: &PgWireError) -> (String, String) {
+    if let Some(class) = api_error_class(error) {
+        return (class.sqlstate.to_string(), class.message);
+    }
     match error {
         PgWireError::UserError(info) => (info.code.clone(), info.message.clone()),
-        PgWireError::ApiError(inner) => {
-            let class = if let Some(df) = inner.downcast_ref::<DataFusionError>() {
-                classify(df)
-            } else if let Some(p) = inner.downcast_ref::<ParserError>() {
-                classify(&DataFusionError::SQL(Box::new(p.clone()), None))
-            } else {
-                ErrorClass {
-                    sqlstate: sqlstate::INTERNAL,
-                    message: inner.to_string(),
-                }
-            };
-            (class.sqlstate.to_string(), class.message)
-        }
         other => (sqlstate::INTERNAL.to_string(), other.to_string()),
     }
 }

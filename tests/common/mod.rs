@@ -119,6 +119,25 @@ impl TestServer {
         Ok(client)
     }
 
+    /// A Flight SQL client, handshaken as `user`.
+    pub async fn flight_client_as(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> arrow_flight::sql::client::FlightSqlServiceClient<tonic::transport::Channel> {
+        let channel = tonic::transport::Channel::from_shared(format!("http://{}", self.flight))
+            .expect("flight address")
+            .connect()
+            .await
+            .expect("connect to flight");
+        let mut client = arrow_flight::sql::client::FlightSqlServiceClient::new(channel);
+        client
+            .handshake(user, password)
+            .await
+            .unwrap_or_else(|e| panic!("handshake as {user}: {e}"));
+        client
+    }
+
     /// SIGKILL: no chance to flush anything.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -3,12 +3,10 @@
 //! must not read a single value of it through any path.
 
 use arrow::array::Array;
-use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::sql::CommandGetTables;
 use futures::{SinkExt, TryStreamExt};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
-use tonic::transport::Channel;
 
 use crate::common::TestServer;
 
@@ -213,16 +211,7 @@ async fn grants_persist_and_apply_to_flight_sql() {
     assert_eq!(count(&ann, "SELECT count(*) FROM sales").await, 2000);
     denied(&ann, "SELECT * FROM customers").await;
 
-    let channel = Channel::from_shared(format!("http://{}", server.flight))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut flight = FlightSqlServiceClient::new(channel);
-    flight
-        .handshake("ann", "ann-pw")
-        .await
-        .expect("handshake as ann");
+    let mut flight = server.flight_client_as("ann", "ann-pw").await;
     let err = flight
         .execute("SELECT * FROM customers".into(), None)
         .await
@@ -422,13 +411,7 @@ async fn role_caps_bound_result_rows_and_loaded_bytes_over_both_protocols() {
     assert_eq!(count(&admin, "SELECT count(*) FROM uploads").await, 20);
 
     // Flight SQL: the same cap on rows.
-    let channel = Channel::from_shared(format!("http://{}", server.flight))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut flight = FlightSqlServiceClient::new(channel);
-    flight.handshake("dora", "dora-pw").await.unwrap();
+    let mut flight = server.flight_client_as("dora", "dora-pw").await;
     let rows = |batches: &[arrow::record_batch::RecordBatch]| -> usize {
         batches.iter().map(|b| b.num_rows()).sum()
     };

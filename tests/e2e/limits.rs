@@ -14,17 +14,7 @@ use crate::common::{http_get, TestServer, ADMIN_PASSWORD};
 const ENDLESS: &str = "SELECT sum(value) FROM generate_series(1, 20000000000)";
 
 async fn flight(server: &TestServer) -> FlightSqlServiceClient<Channel> {
-    let channel = Channel::from_shared(format!("http://{}", server.flight))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = FlightSqlServiceClient::new(channel);
-    client
-        .handshake("admin", ADMIN_PASSWORD)
-        .await
-        .expect("handshake");
-    client
+    server.flight_client_as("admin", ADMIN_PASSWORD).await
 }
 
 /// Runs `sql` over Flight to the end; the status if it failed.

@@ -40,21 +40,6 @@ fn get<'a>(row: &'a HashMap<String, Option<String>>, column: &str) -> &'a str {
         .unwrap_or("")
 }
 
-async fn flight_client(
-    server: &TestServer,
-    user: &str,
-    password: &str,
-) -> FlightSqlServiceClient<Channel> {
-    let channel = Channel::from_shared(format!("http://{}", server.flight))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = FlightSqlServiceClient::new(channel);
-    client.handshake(user, password).await.expect("handshake");
-    client
-}
-
 async fn flight_rows(client: &mut FlightSqlServiceClient<Channel>, sql: &str) -> usize {
     let info = client.execute(sql.to_string(), None).await.expect(sql);
     let ticket = info.endpoint[0].ticket.clone().unwrap();
@@ -110,7 +95,7 @@ async fn every_statement_is_audited_with_secrets_redacted_and_queryable() {
 
     let carol = server.pg_client_as("carol", SECRET).await.unwrap();
     carol.simple_query("SELECT 42").await.unwrap();
-    let mut flight = flight_client(&server, "admin", ADMIN_PASSWORD).await;
+    let mut flight = server.flight_client_as("admin", ADMIN_PASSWORD).await;
     assert_eq!(flight_rows(&mut flight, "SELECT * FROM products").await, 8);
 
     // A Flight statement is recorded when the server lets go of its stream, which may

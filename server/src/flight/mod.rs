@@ -56,7 +56,7 @@ use insightflow_functions::ask::collect_notes;
 use tokio::time::{Duration, Instant};
 use tracing::Instrument;
 
-use crate::monitor::{AskRecord, Tracked, Who};
+use crate::monitor::{Tracked, Who};
 use track::Tokens;
 
 type DoGetStream = <FlightSqlServer as FlightService>::DoGetStream;
@@ -178,15 +178,7 @@ impl FlightSqlServer {
             tracing::info_span!("query", query_id = tracked.query_id(), user = caller.name());
         let planning = self.bounded(caller.clone().scope(self.plan_as_caller(sql)));
         let (plan, notes) = collect_notes(planning).instrument(span).await;
-        if let Some(ask) = notes.asks.last() {
-            tracked.ask(AskRecord {
-                question: ask.question.clone(),
-                sql: ask.sql.clone(),
-                model: ask.model.clone(),
-                tries: ask.tries as u64,
-                outcome: ask.outcome.clone(),
-            });
-        }
+        tracked.noted(&notes);
         if let Err(status) = &plan {
             track::failed(tracked, status);
         }

@@ -120,18 +120,10 @@ pub(super) fn follow(
             },
         )),
     };
-    tracked.stream_open();
-    let end = tracked.clone();
-    let at_end = futures::stream::once(async move { end.stream_done() })
-        .filter_map(|()| futures::future::ready(None));
-    Box::pin(
-        bounded
-            .inspect(move |data| match data {
-                Ok(data) => tracked.sent(0, (data.data_header.len() + data.data_body.len()) as u64),
-                Err(status) => failed(&tracked, status),
-            })
-            .chain(at_end),
-    )
+    Box::pin(tracked.follow(bounded, |tracked, data| match data {
+        Ok(data) => tracked.sent(0, (data.data_header.len() + data.data_body.len()) as u64),
+        Err(status) => failed(tracked, status),
+    }))
 }
 
 pub(super) fn timed_out() -> Status {

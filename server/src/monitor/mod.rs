@@ -19,8 +19,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use insightflow_functions::ask::Notes;
 use parking_lot::Mutex;
 
 pub use audit::{AskRecord, AuditOptions, QueryRecord};
@@ -285,15 +287,6 @@ impl Tracked {
         &self.0.query_id
     }
 
-    /// A result stream starts; [`Tracked::stream_done`] when it reaches its end.
-    pub fn stream_open(&self) {
-        self.0.streams_open.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn stream_done(&self) {
-        self.0.streams_done.fetch_add(1, Ordering::Relaxed);
-    }
-
     /// Rows and bytes sent to the client.
     pub fn sent(&self, rows: u64, bytes: u64) {
         self.0.rows.fetch_add(rows, Ordering::Relaxed);
@@ -313,8 +306,35 @@ impl Tracked {
         }
     }
 
-    pub fn ask(&self, ask: AskRecord) {
-        self.0.outcome.lock().ask = Some(ask);
+    /// What `ask` did while the statement ran (the last call, if several).
+    pub fn noted(&self, notes: &Notes) {
+        if let Some(ask) = notes.asks.last() {
+            self.0.outcome.lock().ask = Some(AskRecord {
+                question: ask.question.clone(),
+                sql: ask.sql.clone(),
+                model: ask.model.clone(),
+                tries: ask.tries as u64,
+                outcome: ask.outcome.clone(),
+            });
+        }
+    }
+
+    /// `stream`, with `seen` called on each item and its end recorded: a stream
+    /// dropped before its end makes the statement `canceled`.
+    pub fn follow<S, T, F>(&self, stream: S, seen: F) -> impl Stream<Item = T> + Send + 'static
+    where
+        S: Stream<Item = T> + Send + 'static,
+        T: Send + 'static,
+        F: Fn(&Tracked, &T) + Send + 'static,
+    {
+        self.0.streams_open.fetch_add(1, Ordering::Relaxed);
+        let each = self.clone();
+        let end = self.clone();
+        let at_end = futures::stream::once(async move {
+            end.0.streams_done.fetch_add(1, Ordering::Relaxed);
+        })
+        .filter_map(|()| futures::future::ready(None::<T>));
+        stream.inspect(move |item| seen(&each, item)).chain(at_end)
     }
 }
 

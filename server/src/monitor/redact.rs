@@ -10,21 +10,11 @@
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer, Word};
+use insightflow_catalog::secrets::is_secret_key;
 use regex::Regex;
 use std::sync::LazyLock;
 
 const HIDDEN: &str = "***";
-
-/// Option keys (lower case, any part) whose values are secrets.
-const SECRET_KEYS: &[&str] = &[
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "key",
-    "credential",
-    "auth",
-];
 
 static URL_PASSWORD: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)([a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@").unwrap());
@@ -76,15 +66,10 @@ fn follows_secret_name(last: Option<&Token>, before_last: Option<&Token>) -> boo
             keyword: Keyword::PASSWORD,
             ..
         }) => true,
-        Token::Word(word) => names_secret(&word.value),
-        Token::SingleQuotedString(key) => names_secret(key),
+        Token::Word(word) => is_secret_key(&word.value),
+        Token::SingleQuotedString(key) => is_secret_key(key),
         _ => false,
     }
-}
-
-fn names_secret(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    SECRET_KEYS.iter().any(|secret| key.contains(secret))
 }
 
 /// Passwords inside a longer string: URLs and `password=` pairs.

@@ -323,7 +323,7 @@ impl PgSession {
                     query,
                 ))
                 .await;
-                track::noted(tracked, &notes);
+                tracked.noted(&notes);
                 send_notices(client, notes).await?;
                 let mut responses = responses?;
                 self.watch(client, &mut responses);
@@ -343,7 +343,7 @@ impl PgSession {
                     &text,
                 ))
                 .await;
-                track::noted(tracked, &notes);
+                tracked.noted(&notes);
                 send_notices(client, notes).await?;
                 result
             };
@@ -434,7 +434,7 @@ impl PgSession {
             }
         }
         let pending = self.parser.take_notes(client.pid_and_secret_key().0);
-        track::noted(tracked, &pending);
+        tracked.noted(&pending);
         send_notices(client, pending).await?;
         let mut response =
             ExtendedQueryHandler::do_query(self.inner.as_ref(), client, portal, max_rows).await?;
@@ -498,7 +498,7 @@ impl QueryParser for PgParser {
         if let Err(e) = &parsed {
             // The statement never reaches Execute: record it here.
             let tracked = track::begin(&self.engine, client, caller.name(), sql);
-            track::noted(&tracked, &notes);
+            tracked.noted(&notes);
             track::failed(&tracked, e);
         }
         if notes != Notes::default() {

@@ -1,8 +1,6 @@
 //! The monitor's view of pg statements: who runs them, how many rows and bytes go
 //! out, how they end.
 
-use futures::{Stream, StreamExt};
-use insightflow_functions::ask::Notes;
 use pgwire::api::results::Response;
 use pgwire::api::ClientInfo;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
@@ -10,7 +8,7 @@ use pgwire::messages::response::CommandComplete;
 
 use crate::engine::Engine;
 use crate::error::{pg_error_class, sqlstate};
-use crate::monitor::{AskRecord, Protocol, Tracked, Who};
+use crate::monitor::{Protocol, Tracked, Who};
 
 /// Starts the record of `sql` from `client`.
 pub(crate) fn begin<C: ClientInfo + ?Sized>(
@@ -57,19 +55,6 @@ pub(crate) fn failed(tracked: &Tracked, error: &PgWireError) {
     tracked.fail(&code, &message);
 }
 
-/// What `ask` did in the statement goes into its record.
-pub(crate) fn noted(tracked: &Tracked, notes: &Notes) {
-    if let Some(ask) = notes.asks.last() {
-        tracked.ask(AskRecord {
-            question: ask.question.clone(),
-            sql: ask.sql.clone(),
-            model: ask.model.clone(),
-            tries: ask.tries as u64,
-            outcome: ask.outcome.clone(),
-        });
-    }
-}
-
 /// Follows each response to its end: rows streamed, rows a write affected, errors.
 /// Every stream holds a clone of `tracked`; the record is written when the last
 /// one is done.
@@ -79,7 +64,7 @@ pub(crate) fn follow(tracked: &Tracked, responses: &mut [Response]) {
             Response::Query(query) => {
                 let rows =
                     std::mem::replace(&mut query.data_rows, Box::pin(futures::stream::empty()));
-                query.data_rows = Box::pin(followed(tracked, rows, |tracked, row| match row {
+                query.data_rows = Box::pin(tracked.follow(rows, |tracked, row| match row {
                     Ok(row) => tracked.sent(1, row.data.len() as u64),
                     Err(e) => failed(tracked, e),
                 }));
@@ -87,7 +72,7 @@ pub(crate) fn follow(tracked: &Tracked, responses: &mut [Response]) {
             Response::CopyOut(copy) => {
                 let data =
                     std::mem::replace(&mut copy.data_stream, Box::pin(futures::stream::empty()));
-                copy.data_stream = Box::pin(followed(tracked, data, |tracked, data| match data {
+                copy.data_stream = Box::pin(tracked.follow(data, |tracked, data| match data {
                     Ok(data) => tracked.sent(1, data.data.len() as u64),
                     Err(e) => failed(tracked, e),
                 }));
@@ -102,19 +87,4 @@ pub(crate) fn follow(tracked: &Tracked, responses: &mut [Response]) {
             _ => {}
         }
     }
-}
-
-/// `stream`, with `seen` called on each item and its end recorded.
-fn followed<S, T, F>(tracked: &Tracked, stream: S, seen: F) -> impl Stream<Item = T> + Send
-where
-    S: Stream<Item = T> + Send + 'static,
-    T: Send + 'static,
-    F: Fn(&Tracked, &T) + Send + 'static,
-{
-    tracked.stream_open();
-    let each = tracked.clone();
-    let end = tracked.clone();
-    let at_end = futures::stream::once(async move { end.stream_done() })
-        .filter_map(|()| futures::future::ready(None::<T>));
-    stream.inspect(move |item| seen(&each, item)).chain(at_end)
 }
