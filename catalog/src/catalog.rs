@@ -128,8 +128,8 @@ impl Catalog {
             DFStatement::CreateExternalTable(_) => caller.require_superuser(
                 "create external tables (they read local files and remote systems)",
             ),
-            DFStatement::CopyTo(copy) if AllowedRoots::is_local(&copy.target) => {
-                caller.require_superuser("write local files with COPY ... TO")
+            DFStatement::CopyTo(_) => {
+                caller.require_superuser("write files with COPY ... TO (local or object store)")
             }
             DFStatement::Statement(s) => match s.as_ref() {
                 Statement::CreateView(v) => caller.check_schema_owner(&schema_of(&v.name)),

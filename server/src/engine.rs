@@ -41,6 +41,10 @@ use insightflow_functions::ask::{Asker, LlmConfig, LlmGenerator, OfflineTranslat
 use crate::monitor::{register_system_tables, AuditOptions, Monitor, MonitorOptions};
 use crate::pg_compat;
 
+/// How long a listing of a table's files (local directory or object-store prefix) is
+/// reused before the files are listed again.
+pub const LISTING_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Where the engine keeps its data and what it may read.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -125,7 +129,10 @@ impl Engine {
                 anyhow::anyhow!("invalid [datafusion] setting {key} = {value}: {e}")
             })?;
         }
-        let mut runtime = RuntimeEnvBuilder::new();
+        // Directory and bucket listings are cached for a second, not for ever: a file
+        // added under a table's location is part of the table from the next query.
+        let mut runtime =
+            RuntimeEnvBuilder::new().with_object_list_cache_ttl(Some(LISTING_CACHE_TTL));
         if let Some(limit) = options.memory_limit {
             // Each spilling operator gets a fair share; the pool names the biggest
             // consumers when a query is refused.
