@@ -205,16 +205,23 @@ mod tests {
         ]);
         build_store(&url, &ok).unwrap();
         let err = build_store(&url, &opts(&[("aws.colour", "red")])).unwrap_err();
-        assert!(err.to_string().contains("unknown object-store option 'aws.colour'"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("unknown object-store option 'aws.colour'"),
+            "{err}"
+        );
         let err = build_store(&url, &opts(&[("gcp.bucket", "x")])).unwrap_err();
         assert!(err.to_string().contains("use aws.* options"), "{err}");
     }
 
     #[test]
     fn schemes_without_a_store_are_refused() {
-        let err = build_store(&Url::parse("ftp://host/f.csv").unwrap(), &HashMap::new())
-            .unwrap_err();
-        assert!(err.to_string().contains("no object store for ftp://"), "{err}");
+        let err =
+            build_store(&Url::parse("ftp://host/f.csv").unwrap(), &HashMap::new()).unwrap_err();
+        assert!(
+            err.to_string().contains("no object store for ftp://"),
+            "{err}"
+        );
         assert!(remote_url("/data/f.csv").unwrap().is_none());
         assert!(remote_url("file:///data/f.csv").unwrap().is_none());
         assert!(remote_url("s3://b/k").unwrap().is_some());

@@ -111,7 +111,8 @@ impl Engine {
         let catalog = Catalog::new(store.clone(), AllowedRoots::new(roots)?);
 
         let mut config = SessionConfig::new()
-            .with_information_schema(true)
+            // Postgres' information_schema is registered below in place of DataFusion's.
+            .with_information_schema(false)
             .with_default_catalog_and_schema(DEFAULT_CATALOG, DEFAULT_SCHEMA)
             .with_create_default_catalog_and_schema(true);
         // Plain Utf8 strings rather than Utf8View: Flight SQL clients (JDBC, older ADBC
@@ -154,9 +155,21 @@ impl Engine {
             DEFAULT_CATALOG,
             Arc::new(VisibleCatalog::new(tables, store)),
         );
+        let information_schema =
+            pg_compat::PgInformationSchema::new(ctx.state().catalog_list().clone());
+        ctx.catalog(DEFAULT_CATALOG)
+            .ok_or_else(|| anyhow::anyhow!("the default catalog was not created"))?
+            .register_schema("information_schema", Arc::new(information_schema))?;
         setup_pg_catalog(&ctx, DEFAULT_CATALOG, EmptyContextProvider)
             .map_err(|e| anyhow::anyhow!("cannot set up pg_catalog: {e}"))?;
+        pg_compat::patch_pg_catalog(&ctx, DEFAULT_CATALOG)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot set up pg_catalog: {e}"))?;
         pg_compat::register(&ctx);
+        Caller::system()
+            .scope(pg_compat::register_domain_base_type(&ctx))
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read pg_type: {e}"))?;
         let generator: Arc<dyn SqlGenerator> = match &options.llm {
             Some(llm) => Arc::new(LlmGenerator::new(llm.clone())),
             None => Arc::new(OfflineTranslator),

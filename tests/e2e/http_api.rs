@@ -143,7 +143,7 @@ async fn json_apis_become_tables_with_every_kind_of_pagination() {
          FROM information_schema.columns WHERE table_name = 'tickets'",
     )
     .await;
-    assert_eq!(types, ["id:Int64,open:Boolean,priority:Int64,title:Utf8"]);
+    assert_eq!(types, ["id:bigint,open:boolean,priority:bigint,title:text"]);
     // Offset and cursor pagination.
     assert_eq!(
         one_row(&admin, "SELECT count(*), max(n) FROM numbers").await,

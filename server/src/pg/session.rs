@@ -37,6 +37,7 @@ use super::track;
 use crate::engine::Engine;
 use crate::error::{refine_pg_error, to_pg_error};
 use crate::monitor::Tracked;
+use crate::pg_compat::rewrite_sql;
 
 type PgStatement = <DfSessionService as ExtendedQueryHandler>::Statement;
 
@@ -320,7 +321,7 @@ impl PgSession {
                 let (responses, notes) = collect_notes(SimpleQueryHandler::do_query(
                     self.inner.as_ref(),
                     client,
-                    query,
+                    &rewrite_sql(query),
                 ))
                 .await;
                 tracked.noted(&notes);
@@ -340,7 +341,7 @@ impl PgSession {
                 let (result, notes) = collect_notes(SimpleQueryHandler::do_query(
                     self.inner.as_ref(),
                     client,
-                    &text,
+                    &rewrite_sql(&text),
                 ))
                 .await;
                 tracked.noted(&notes);
@@ -493,7 +494,11 @@ impl QueryParser for PgParser {
         let caller = session_caller(&self.engine, client);
         let (parsed, notes) = caller
             .clone()
-            .scope(collect_notes(self.inner.parse_sql(client, sql, types)))
+            .scope(collect_notes(self.inner.parse_sql(
+                client,
+                &rewrite_sql(sql),
+                types,
+            )))
             .await;
         if let Err(e) = &parsed {
             // The statement never reaches Execute: record it here.

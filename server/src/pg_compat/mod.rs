@@ -1,7 +1,20 @@
-//! Functions Postgres clients call that DataFusion lacks or answers differently.
+//! What Postgres clients need that DataFusion and datafusion-postgres lack or answer
+//! differently: functions ([`functions`]), small syntax rewrites ([`rewrite`]),
+//! corrected `pg_catalog` tables ([`tables`]) and Postgres' `information_schema`
+//! ([`information_schema`]).
 //!
 //! SQLAlchemy parses `version()`, pgjdbc and psql read `server_version`: both must say
 //! PostgreSQL 16 while naming InsightFlow.
+
+mod functions;
+mod information_schema;
+pub mod rewrite;
+mod tables;
+
+pub use functions::register_domain_base_type;
+pub use information_schema::{pg_type, PgInformationSchema};
+pub use rewrite::rewrite_sql;
+pub use tables::patch as patch_pg_catalog;
 
 use std::sync::Arc;
 
@@ -63,6 +76,7 @@ pub fn register(ctx: &SessionContext) {
         }),
     );
     ctx.register_udf(to_regtype);
+    functions::register(ctx);
 }
 
 /// The OID of a built-in type by any of its Postgres names (`to_regtype`); `None` for
@@ -91,6 +105,37 @@ pub fn builtin_type_oid(name: &str) -> Option<i64> {
         "numeric" | "decimal" => 1700,
         "uuid" => 2950,
         "jsonb" => 3802,
+        _ => return None,
+    })
+}
+
+/// The Postgres name of a built-in type by its OID (`format_type` of argument lists).
+pub fn builtin_type_name(oid: i64) -> Option<&'static str> {
+    Some(match oid {
+        16 => "boolean",
+        17 => "bytea",
+        18 => "\"char\"",
+        19 => "name",
+        20 => "bigint",
+        21 => "smallint",
+        23 => "integer",
+        25 => "text",
+        26 => "oid",
+        114 => "json",
+        700 => "real",
+        701 => "double precision",
+        1043 => "character varying",
+        1082 => "date",
+        1083 => "time without time zone",
+        1114 => "timestamp without time zone",
+        1184 => "timestamp with time zone",
+        1186 => "interval",
+        1700 => "numeric",
+        2275 => "cstring",
+        2276 => "any",
+        2277 => "anyarray",
+        2950 => "uuid",
+        3802 => "jsonb",
         _ => return None,
     })
 }

@@ -1,0 +1,675 @@
+//! Small syntax rewrites for Postgres constructs DataFusion does not plan, applied to the
+//! SQL of pg clients before datafusion-postgres' own compatibility rules.
+//!
+//! Each rule turns one construct into its exact equivalent, never a whole query into a
+//! canned answer:
+//! - `ARRAY(SELECT e FROM ...)` becomes `(SELECT array_agg(e) FROM ...)` (psql `\du`,
+//!   `\d+`).
+//! - `LIKE p ESCAPE 'c'` with an escape character other than backslash becomes a LIKE
+//!   whose pattern has `c` turned into backslash (SQLAlchemy's schema listing).
+//! - `'name'::regproc` becomes the function's name: InsightFlow's `pg_type.typinput`
+//!   and friends hold names, so comparing names is comparing the functions (pgjdbc).
+//! - `pg_get_viewdef(oid)`, `pg_get_function_result(oid)` and
+//!   `pg_get_function_arguments(oid)` become look-ups of the object by oid in the
+//!   catalog tables (`max(...)` of a one-row sub-query), so they answer from the live
+//!   catalog (psql `\d+ v`, `\df`).
+//! - The set-returning `generate_subscripts(a, d)` and `_pg_expandarray(a)` become
+//!   `unnest` over arrays as long as `a` (SQLAlchemy's and pgjdbc's index queries).
+//! - `FROM unnest(a) x` gets the column alias `x(x)`, as Postgres names it (psql).
+//! - `(expr).field` becomes `get_field(expr, 'field')` (pgjdbc).
+//! - In catalog queries, an integer array literal `'{0}'` compared with `=` becomes
+//!   `make_array(0)` (psql's policy footer).
+//! - asyncpg's recursive walk from a domain to its base type becomes
+//!   `pg_domain_base_type(oid)`.
+//! - A repeated unnamed select item (`SELECT NULL, NULL`) gets an alias (psql).
+//! - In queries over the system catalogs, a scalar sub-query that returns one column
+//!   without aggregating gets `max(...)` around that column: DataFusion plans a
+//!   correlated scalar sub-query only when it aggregates, and the catalog sub-queries
+//!   clients send look rows up by oid, so there is at most one row (pgjdbc, Metabase).
+
+use std::borrow::Cow;
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    visit_expressions_mut, visit_relations, AccessExpr, BinaryOperator, CastKind, DataType, Expr,
+    FunctionArg, FunctionArgExpr, FunctionArguments, OrderBy, OrderByKind, Query, SelectItem,
+    SetExpr, Statement, TableAliasColumnDef, TableFactor, Value, VisitMut, VisitorMut,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+
+/// `sql` with the rewrites applied, or `sql` itself when none applies (or it does not
+/// parse: the error then comes from the real parser).
+pub fn rewrite_sql(sql: &str) -> Cow<'_, str> {
+    let Ok(mut statements) = Parser::parse_sql(&PostgreSqlDialect {}, sql) else {
+        return Cow::Borrowed(sql);
+    };
+    let mut changed = false;
+    for statement in &mut statements {
+        changed |= rewrite_statement(statement);
+    }
+    if !changed {
+        return Cow::Borrowed(sql);
+    }
+    let text: Vec<String> = statements.iter().map(|s| s.to_string()).collect();
+    Cow::Owned(text.join(";\n"))
+}
+
+fn rewrite_statement(statement: &mut Statement) -> bool {
+    let over_catalog = reads_system_catalog(statement);
+    let empty_aliases = if over_catalog {
+        aliases_of_empty_tables(statement)
+    } else {
+        Vec::new()
+    };
+    let mut changed = false;
+    let _ = visit_expressions_mut(statement, |expr| {
+        changed |= (over_catalog
+            && (never_answers(expr, &empty_aliases)
+                || null_column(expr)
+                || domain_base_walk(expr)))
+            || array_subquery(expr)
+            || catalog_lookup(expr)
+            || like_escape(expr)
+            || regproc_literal(expr)
+            || field_of_expression(expr)
+            || (over_catalog && (aggregate_scalar_subquery(expr) || array_literal(expr)));
+        ControlFlow::<()>::Continue(())
+    });
+    let mut unnest = UnnestColumnAlias(false);
+    let _ = statement.visit(&mut unnest);
+    let mut names = UniqueItemNames(false);
+    let _ = statement.visit(&mut names);
+    changed || unnest.0 || names.0
+}
+
+/// `FROM unnest(a) x`: in Postgres `x` names the column as well as the table.
+struct UnnestColumnAlias(bool);
+
+impl VisitorMut for UnnestColumnAlias {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        let alias = match factor {
+            TableFactor::UNNEST {
+                alias, array_exprs, ..
+            } if array_exprs.len() == 1 => alias,
+            TableFactor::Table {
+                name,
+                args: Some(_),
+                alias,
+                ..
+            } if name
+                .0
+                .last()
+                .is_some_and(|p| p.to_string().eq_ignore_ascii_case("unnest")) =>
+            {
+                alias
+            }
+            _ => return ControlFlow::Continue(()),
+        };
+        if let Some(alias) = alias.as_mut().filter(|a| a.columns.is_empty()) {
+            alias.columns = vec![TableAliasColumnDef::from_name(alias.name.value.clone())];
+            self.0 = true;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// `(expr).field` -> `get_field(expr, 'field')` (DataFusion reads `.field` only after
+/// a column name).
+fn field_of_expression(expr: &mut Expr) -> bool {
+    let Expr::CompoundFieldAccess { root, access_chain } = expr else {
+        return false;
+    };
+    if !matches!(root.as_ref(), Expr::Nested(_) | Expr::Function(_)) {
+        return false;
+    }
+    let [AccessExpr::Dot(Expr::Identifier(field))] = access_chain.as_slice() else {
+        return false;
+    };
+    let inner = match root.as_ref() {
+        Expr::Nested(e) => e.to_string(),
+        e => e.to_string(),
+    };
+    let field = field.value.replace('\'', "''");
+    match parse_expr(&format!("get_field({inner}, '{field}')")) {
+        Some(e) => {
+            *expr = e;
+            true
+        }
+        None => false,
+    }
+}
+
+/// `'{0}'` compared with something, in a catalog query: the array `[0]` (Postgres
+/// casts the literal to the other side's array type).
+fn array_literal(expr: &mut Expr) -> bool {
+    let Expr::BinaryOp { left, op, right } = expr else {
+        return false;
+    };
+    if !matches!(op, BinaryOperator::Eq | BinaryOperator::NotEq) {
+        return false;
+    }
+    let mut changed = false;
+    for side in [left, right] {
+        let Expr::Value(v) = side.as_ref() else {
+            continue;
+        };
+        let Some(text) = string_value(&v.value) else {
+            continue;
+        };
+        let Some(items) = text.strip_prefix('{').and_then(|t| t.strip_suffix('}')) else {
+            continue;
+        };
+        if !items.split(',').all(|i| i.trim().parse::<i64>().is_ok()) {
+            continue;
+        }
+        if let Some(array) = parse_expr(&format!("make_array({items})")) {
+            **side = array;
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// Catalog tables that never hold a row about an InsightFlow object: it has no column
+/// defaults, sequences, comments, indexes, constraints, row policies, inheritance,
+/// rules, triggers, extended statistics or publications.
+const EMPTY_CATALOG_TABLES: [&str; 16] = [
+    "pg_attrdef",
+    "pg_sequence",
+    "pg_description",
+    "pg_index",
+    "pg_constraint",
+    "pg_policy",
+    "pg_inherits",
+    "pg_rewrite",
+    "pg_trigger",
+    "pg_statistic_ext",
+    "pg_publication",
+    "pg_publication_rel",
+    "pg_publication_namespace",
+    "pg_partitioned_table",
+    "pg_foreign_table",
+    "pg_event_trigger",
+];
+
+/// Catalog columns that are always NULL in InsightFlow.
+const NULL_CATALOG_COLUMNS: [(&str, &str); 1] = [("reloptions", "TEXT[]")];
+
+fn is_empty_table(name: &datafusion::sql::sqlparser::ast::ObjectName) -> bool {
+    name.0
+        .last()
+        .is_some_and(|p| EMPTY_CATALOG_TABLES.contains(&p.to_string().to_lowercase().as_str()))
+}
+
+/// The names the statement gives to the empty catalog tables it reads (the alias, or
+/// the table name when there is none).
+fn aliases_of_empty_tables(statement: &mut Statement) -> Vec<String> {
+    struct Collect(Vec<String>);
+    impl VisitorMut for Collect {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+            if let TableFactor::Table { name, alias, .. } = factor {
+                if is_empty_table(name) {
+                    let last = name.0.last().map(|p| p.to_string()).unwrap_or_default();
+                    self.0.push(match alias {
+                        Some(a) => a.name.value.to_lowercase(),
+                        None => last.to_lowercase(),
+                    });
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    let _ = statement.visit(&mut collect);
+    collect.0
+}
+
+/// A sub-query (scalar or `ARRAY(...)`) that can only be empty: it reads an empty
+/// catalog table first, or it is correlated with a row of one (so it never runs).
+/// It becomes NULL, or `'{}'` for `ARRAY(...)`. DataFusion cannot plan many of these
+/// (correlation through `ANY`, lateral `unnest`, non-equality predicates).
+fn never_answers(expr: &mut Expr, empty_aliases: &[String]) -> bool {
+    let (query, is_array) = match expr {
+        Expr::Subquery(q) => (q.as_ref().clone(), false),
+        Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("array") => match &f.args {
+            FunctionArguments::Subquery(q) => (q.as_ref().clone(), true),
+            _ => return false,
+        },
+        _ => return false,
+    };
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return false;
+    };
+    let reads_empty = matches!(
+        select.from.first().map(|f| &f.relation),
+        Some(TableFactor::Table { name, .. }) if is_empty_table(name)
+    );
+    let text = query.to_string().to_lowercase();
+    let correlated_with_empty = empty_aliases.iter().any(|alias| {
+        text.contains(&format!("{alias}."))
+            && !text.contains(&format!(" {alias} "))
+            && !text.contains(&format!("as {alias}"))
+    });
+    if !reads_empty && !correlated_with_empty {
+        return false;
+    }
+    // Parameters of the sub-query stay in the statement, so the client's parameter
+    // numbering and types still line up.
+    let mut params = Vec::new();
+    let mut probe = query.clone();
+    let _ = visit_expressions_mut(&mut probe, |e| {
+        if let Expr::Value(v) = e {
+            if let Value::Placeholder(p) = &v.value {
+                params.push(format!("{p} IS NULL"));
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    let empty = if is_array { "make_array()" } else { "NULL" };
+    *expr = if params.is_empty() {
+        parse_expr(empty).expect("valid")
+    } else {
+        parse_expr(&format!(
+            "CASE WHEN {} THEN {empty} ELSE {empty} END",
+            params.join(" OR ")
+        ))
+        .expect("valid")
+    };
+    true
+}
+
+/// Postgres lets a select list repeat a name (`SELECT NULL, NULL`); DataFusion needs
+/// unique names, so a repeated unnamed item gets an alias.
+struct UniqueItemNames(bool);
+
+impl VisitorMut for UniqueItemNames {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        fn visit_set(set: &mut SetExpr, changed: &mut bool) {
+            match set {
+                SetExpr::Select(select) => {
+                    let mut seen = std::collections::HashSet::new();
+                    for (i, item) in select.projection.iter_mut().enumerate() {
+                        let name = match item {
+                            SelectItem::UnnamedExpr(e) => e.to_string(),
+                            SelectItem::ExprWithAlias { alias, .. } => alias.value.clone(),
+                            _ => continue,
+                        };
+                        if !seen.insert(name.clone()) {
+                            if let SelectItem::UnnamedExpr(e) = item {
+                                *item = SelectItem::ExprWithAlias {
+                                    expr: e.clone(),
+                                    alias: datafusion::sql::sqlparser::ast::Ident::with_quote(
+                                        '"',
+                                        format!("{name}_{i}"),
+                                    ),
+                                };
+                                *changed = true;
+                            }
+                        }
+                    }
+                }
+                SetExpr::SetOperation { left, right, .. } => {
+                    visit_set(left, changed);
+                    visit_set(right, changed);
+                }
+                _ => {}
+            }
+        }
+        visit_set(&mut query.body, &mut self.0);
+        ControlFlow::Continue(())
+    }
+}
+
+/// The recursive walk of `pg_type.typbasetype` from one type (asyncpg) ->
+/// `pg_domain_base_type(oid)`.
+fn domain_base_walk(expr: &mut Expr) -> bool {
+    let Expr::Subquery(query) = expr else {
+        return false;
+    };
+    let Some(with) = query.with.as_ref().filter(|w| w.recursive) else {
+        return false;
+    };
+    let text = with.to_string();
+    if !text.contains("typbasetype") {
+        return false;
+    }
+    // The anchor names the type the walk starts from: `WHERE t2.oid = <outer>.oid`.
+    let Some(start) = regex::Regex::new(r"(\w+)\.oid = (\w+\.oid)")
+        .expect("valid regex")
+        .captures(&text)
+        .map(|c| c[2].to_string())
+    else {
+        return false;
+    };
+    match parse_expr(&format!("pg_domain_base_type({start})")) {
+        Some(e) => {
+            *expr = e;
+            true
+        }
+        None => false,
+    }
+}
+
+/// `x.reloptions` -> `CAST(NULL AS TEXT[])`.
+fn null_column(expr: &mut Expr) -> bool {
+    let Expr::CompoundIdentifier(parts) = expr else {
+        return false;
+    };
+    let Some(column) = parts.last().map(|p| p.value.to_lowercase()) else {
+        return false;
+    };
+    let Some((_, sql_type)) = NULL_CATALOG_COLUMNS.iter().find(|(c, _)| *c == column) else {
+        return false;
+    };
+    *expr = parse_expr(&format!("CAST(NULL AS {sql_type})")).expect("valid");
+    true
+}
+
+/// True when the statement reads a `pg_catalog` or `information_schema` table.
+fn reads_system_catalog(statement: &Statement) -> bool {
+    let mut found = false;
+    let _ = visit_relations(statement, |name| {
+        let parts: Vec<String> = name
+            .0
+            .iter()
+            .map(|p| p.to_string().to_lowercase())
+            .collect();
+        found |= parts
+            .iter()
+            .any(|p| p == "pg_catalog" || p == "information_schema")
+            || parts.last().is_some_and(|t| t.starts_with("pg_"));
+        ControlFlow::<()>::Continue(())
+    });
+    found
+}
+
+/// `ARRAY(SELECT e FROM ...)` -> `(SELECT array_agg(e [ORDER BY ...]) FROM ...)`.
+fn array_subquery(expr: &mut Expr) -> bool {
+    let Expr::Function(f) = expr else {
+        return false;
+    };
+    if !f.name.to_string().eq_ignore_ascii_case("array") {
+        return false;
+    }
+    let FunctionArguments::Subquery(query) = &f.args else {
+        return false;
+    };
+    let mut query = query.as_ref().clone();
+    let Some(item) = single_plain_item(&query) else {
+        return false;
+    };
+    // `ORDER BY 1` named the sub-query's column; inside array_agg it names the item.
+    let mut order = query.order_by.take();
+    if let Some(OrderBy {
+        kind: OrderByKind::Expressions(exprs),
+        ..
+    }) = order.as_mut()
+    {
+        for o in exprs {
+            if matches!(&o.expr, Expr::Value(v) if v.value == Value::Number("1".into(), false)) {
+                o.expr = item.clone();
+            }
+        }
+    }
+    let order = order.map(|o| format!(" {o}")).unwrap_or_default();
+    let Some(agg) = parse_expr(&format!("array_agg({item}{order})")) else {
+        return false;
+    };
+    set_single_item(&mut query, agg);
+    *expr = Expr::Subquery(Box::new(query));
+    true
+}
+
+/// `pg_get_viewdef(x)` and friends -> a sub-query over the catalog tables keyed by `x`.
+fn catalog_lookup(expr: &mut Expr) -> bool {
+    let Expr::Function(f) = expr else {
+        return false;
+    };
+    let name = f.name.0.last().map(|p| p.to_string().to_lowercase());
+    let FunctionArguments::List(list) = &f.args else {
+        return false;
+    };
+    let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(oid))) = list.args.first() else {
+        return false;
+    };
+    let sql = match name.as_deref() {
+        Some("pg_get_viewdef") => format!(
+            "(SELECT max(__v.view_definition) \
+             FROM information_schema.views AS __v \
+             JOIN pg_catalog.pg_class AS __c ON __c.relname = __v.table_name \
+             JOIN pg_catalog.pg_namespace AS __n ON __n.oid = __c.relnamespace \
+               AND __n.nspname = __v.table_schema \
+             WHERE __c.oid = {oid})"
+        ),
+        Some("pg_get_function_result") => format!(
+            "(SELECT max(format_type(__p.prorettype, NULL)) FROM pg_catalog.pg_proc AS __p \
+             WHERE __p.oid = {oid})"
+        ),
+        Some("pg_get_function_arguments" | "pg_get_function_identity_arguments") => format!(
+            "(SELECT max(oidvector_types(__p.proargtypes)) FROM pg_catalog.pg_proc AS __p \
+             WHERE __p.oid = {oid})"
+        ),
+        // Set-returning functions, as unnest over an array of the same length.
+        Some("generate_subscripts") => {
+            let dim = match list.args.get(1) {
+                Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(d))) => d.to_string(),
+                _ => "1".to_string(),
+            };
+            format!("unnest(generate_series(1, array_length({oid}, {dim})))")
+        }
+        Some("_pg_expandarray") => format!("unnest(pg_expandarray_items({oid}))"),
+        _ => return false,
+    };
+    match parse_expr(&sql) {
+        Some(lookup) => {
+            *expr = lookup;
+            true
+        }
+        None => false,
+    }
+}
+
+/// `x LIKE p ESCAPE '/'` -> `x LIKE <p with '/' as backslash>`.
+fn like_escape(expr: &mut Expr) -> bool {
+    let (Expr::Like {
+        pattern,
+        escape_char,
+        ..
+    }
+    | Expr::ILike {
+        pattern,
+        escape_char,
+        ..
+    }) = expr
+    else {
+        return false;
+    };
+    let Some(escape) = escape_char.as_ref().and_then(|v| string_value(&v.value)) else {
+        return false;
+    };
+    if escape == "\\" || escape.chars().count() != 1 {
+        return false;
+    }
+    let escape = escape.replace('\'', "''");
+    // Backslashes in the pattern are literal under another escape character.
+    let Some(new_pattern) = parse_expr(&format!(
+        "replace(replace({pattern}, '\\', '\\\\'), '{escape}', '\\')"
+    )) else {
+        return false;
+    };
+    **pattern = new_pattern;
+    *escape_char = None;
+    true
+}
+
+/// `'pg_catalog.array_in'::regproc` -> `'array_in'`.
+fn regproc_literal(expr: &mut Expr) -> bool {
+    let Expr::Cast {
+        kind: CastKind::DoubleColon | CastKind::Cast,
+        expr: inner,
+        data_type: DataType::Custom(name, _),
+        ..
+    } = expr
+    else {
+        return false;
+    };
+    let type_name = name.0.last().map(|p| p.to_string().to_lowercase());
+    if type_name.as_deref() != Some("regproc") {
+        return false;
+    }
+    let Expr::Value(v) = inner.as_ref() else {
+        return false;
+    };
+    let Some(text) = string_value(&v.value) else {
+        return false;
+    };
+    let bare = text.rsplit('.').next().unwrap_or(&text).to_string();
+    *expr = Expr::Value(Value::SingleQuotedString(bare).into());
+    true
+}
+
+/// `(SELECT e FROM ... WHERE ...)` -> `(SELECT max(e) FROM ... WHERE ...)` when `e`
+/// does not aggregate and nothing groups or limits the rows.
+fn aggregate_scalar_subquery(expr: &mut Expr) -> bool {
+    let Expr::Subquery(query) = expr else {
+        return false;
+    };
+    if query.limit_clause.is_some() || query.order_by.is_some() {
+        return false;
+    }
+    let Some(item) = single_plain_item(query) else {
+        return false;
+    };
+    if aggregates(&item) {
+        return false;
+    }
+    let Some(agg) = parse_expr(&format!("max({item})")) else {
+        return false;
+    };
+    set_single_item(query, agg);
+    true
+}
+
+/// The one projected expression of a plain `SELECT` (no DISTINCT, GROUP BY, HAVING,
+/// set operation or `*`).
+fn single_plain_item(query: &Query) -> Option<Expr> {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let grouped = !matches!(
+        &select.group_by,
+        datafusion::sql::sqlparser::ast::GroupByExpr::Expressions(e, _) if e.is_empty()
+    );
+    if select.distinct.is_some() || grouped || select.having.is_some() || select.from.is_empty() {
+        return None;
+    }
+    match select.projection.as_slice() {
+        [SelectItem::UnnamedExpr(e)] | [SelectItem::ExprWithAlias { expr: e, .. }] => {
+            Some(e.clone())
+        }
+        _ => None,
+    }
+}
+
+fn set_single_item(query: &mut Query, expr: Expr) {
+    if let SetExpr::Select(select) = query.body.as_mut() {
+        select.projection[0] = match &select.projection[0] {
+            SelectItem::ExprWithAlias { alias, .. } => SelectItem::ExprWithAlias {
+                expr,
+                alias: alias.clone(),
+            },
+            _ => SelectItem::UnnamedExpr(expr),
+        };
+    }
+}
+
+/// True when `expr` calls an aggregate function (by the names catalog queries use).
+fn aggregates(expr: &Expr) -> bool {
+    const AGGREGATES: [&str; 10] = [
+        "count",
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "array_agg",
+        "string_agg",
+        "bool_and",
+        "bool_or",
+        "every",
+    ];
+    let mut found = false;
+    let mut probe = expr.clone();
+    let _ = visit_expressions_mut(&mut probe, |e| {
+        if let Expr::Function(f) = e {
+            let name = f.name.0.last().map(|p| p.to_string().to_lowercase());
+            found |= name.is_some_and(|n| AGGREGATES.contains(&n.as_str()));
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    found
+}
+
+fn string_value(value: &Value) -> Option<String> {
+    match value {
+        Value::SingleQuotedString(s) | Value::EscapedStringLiteral(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn parse_expr(sql: &str) -> Option<Expr> {
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(sql)
+        .ok()?
+        .parse_expr()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rewrite_sql;
+
+    #[test]
+    fn array_subquery_becomes_array_agg() {
+        let sql = "SELECT ARRAY(SELECT b.rolname FROM pg_roles b WHERE b.oid = r.oid ORDER BY 1) FROM pg_roles r";
+        assert_eq!(
+            rewrite_sql(sql),
+            "SELECT (SELECT array_agg(b.rolname ORDER BY b.rolname) FROM pg_roles b WHERE b.oid = r.oid) FROM pg_roles r"
+        );
+    }
+
+    #[test]
+    fn like_with_another_escape_character() {
+        let sql = "SELECT 1 FROM t WHERE a NOT LIKE 'pg/_' || '%' ESCAPE '/'";
+        let out = rewrite_sql(sql);
+        assert!(
+            out.contains(r"NOT LIKE replace(replace('pg/_' || '%', '\', '\\'), '/', '\')"),
+            "{out}"
+        );
+        assert!(!out.contains("ESCAPE"), "{out}");
+    }
+
+    #[test]
+    fn regproc_literal_is_the_function_name() {
+        let sql = "SELECT typinput = 'pg_catalog.array_in'::regproc FROM pg_type";
+        assert_eq!(
+            rewrite_sql(sql),
+            "SELECT typinput = 'array_in' FROM pg_type"
+        );
+    }
+
+    #[test]
+    fn catalog_scalar_subqueries_aggregate_and_others_are_left_alone() {
+        let sql = "SELECT t.oid FROM pg_type t WHERE (SELECT c.relkind = 'c' FROM pg_class c WHERE c.oid = t.typrelid)";
+        assert!(rewrite_sql(sql).contains("(SELECT max(c.relkind = 'c') FROM pg_class c"));
+        let user = "SELECT (SELECT x FROM a WHERE a.k = b.k) FROM b";
+        assert_eq!(rewrite_sql(user), user);
+        let already = "SELECT (SELECT count(*) FROM pg_class) AS n";
+        assert_eq!(rewrite_sql(already), already);
+    }
+}
