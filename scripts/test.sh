@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine.
 #
-# Installs what is missing (psql, python3-venv; the Python clients in .venv), builds the
+# Installs what is missing (psql, python3-venv, node, a JDK and pgjdbc; the Python clients
+# in .venv, node-postgres in tests/node), builds the
 # workspace once, then runs: Rust unit and end-to-end tests (cargo nextest, or cargo test
 # without it), the sqllogictest files in-process and over pgwire, and the Python client
-# tests (psycopg, asyncpg, SQLAlchemy, ADBC Flight SQL) against the real binary, and the
+# tests (psycopg, asyncpg, SQLAlchemy, pandas, ADBC Flight SQL, and through them psql,
+# node-postgres and pgjdbc, a moto S3 server) against the real binary, and the
 # pg start-up decoder's fuzz target for 30 s when a nightly toolchain is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +17,9 @@ missing=()
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 command -v cc >/dev/null 2>&1 || missing+=(build-essential)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
+command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless)
+[ -f /usr/share/java/postgresql.jar ] || missing+=(libpostgresql-jdbc-java)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
@@ -26,6 +31,9 @@ command -v cargo >/dev/null 2>&1 || { echo "cargo not found: install Rust (https
 log "python clients (.venv)"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -r tests/python/requirements.txt
+
+log "node-postgres (tests/node)"
+(cd tests/node && npm ci --no-audit --no-fund --silent)
 
 log "build (one build for every test)"
 cargo build --workspace --all-targets --locked

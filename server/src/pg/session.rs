@@ -37,7 +37,7 @@ use super::track;
 use crate::engine::Engine;
 use crate::error::{refine_pg_error, to_pg_error};
 use crate::monitor::Tracked;
-use crate::pg_compat::rewrite_sql;
+use crate::pg_compat::{rewrite_sql, split_session_statements, SessionStatement};
 
 type PgStatement = <DfSessionService as ExtendedQueryHandler>::Statement;
 
@@ -314,6 +314,27 @@ impl PgSession {
         if let Some(copy) = copy::parse(query) {
             return Ok(vec![self.run_copy(client, copy, tracked).await?]);
         }
+        if let Some(pieces) = split_session_statements(query) {
+            let mut responses = Vec::new();
+            for piece in pieces {
+                match piece {
+                    SessionStatement::Unlisten => {
+                        responses.push(Response::Execution(Tag::new("UNLISTEN")))
+                    }
+                    SessionStatement::ResetAll => {
+                        let metadata = client.metadata_mut();
+                        metadata.remove(STATEMENT_TIMEOUT_MS);
+                        metadata.remove(DEFAULTS_APPLIED);
+                        self.apply_defaults(client);
+                        responses.push(Response::Execution(Tag::new("RESET")))
+                    }
+                    SessionStatement::Sql(sql) => {
+                        responses.extend(Box::pin(self.simple_query(client, &sql, tracked)).await?)
+                    }
+                }
+            }
+            return Ok(responses);
+        }
         let stmts = match Engine::parse(query) {
             Ok(stmts) if stmts.iter().any(Catalog::handles) => stmts,
             // Queries (and pg syntax DataFusion's parser does not know) go as they came.
@@ -321,7 +342,7 @@ impl PgSession {
                 let (responses, notes) = collect_notes(SimpleQueryHandler::do_query(
                     self.inner.as_ref(),
                     client,
-                    &rewrite_sql(query),
+                    &rewrite_sql(query, &[]),
                 ))
                 .await;
                 tracked.noted(&notes);
@@ -341,7 +362,7 @@ impl PgSession {
                 let (result, notes) = collect_notes(SimpleQueryHandler::do_query(
                     self.inner.as_ref(),
                     client,
-                    &rewrite_sql(&text),
+                    &rewrite_sql(&text, &[]),
                 ))
                 .await;
                 tracked.noted(&notes);
@@ -460,6 +481,17 @@ impl PgParser {
     }
 }
 
+/// Which parameters the client gave a type in Parse (0 and `unknown` are no type).
+fn typed_params(types: &[Option<Type>]) -> Vec<bool> {
+    types
+        .iter()
+        .map(|t| {
+            t.as_ref()
+                .is_some_and(|t| t.oid() != 0 && *t != Type::UNKNOWN)
+        })
+        .collect()
+}
+
 /// Sends `notices` to the client as NOTICE messages (psql prints them).
 async fn send_notices<C>(client: &mut C, notes: Notes) -> PgWireResult<()>
 where
@@ -496,7 +528,7 @@ impl QueryParser for PgParser {
             .clone()
             .scope(collect_notes(self.inner.parse_sql(
                 client,
-                &rewrite_sql(sql),
+                &rewrite_sql(sql, &typed_params(types)),
                 types,
             )))
             .await;

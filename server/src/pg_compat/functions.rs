@@ -3,8 +3,9 @@
 //!
 //! - `col_description`, `obj_description`, `shobj_description`: NULL — InsightFlow has
 //!   no comments on objects.
-//! - `pg_get_indexdef`, `pg_get_ruledef`, `pg_get_serial_sequence`: NULL — there are no
-//!   indexes, rewrite rules or sequences.
+//! - `pg_get_indexdef`, `pg_get_ruledef`, `pg_get_serial_sequence`,
+//!   `pg_advisory_unlock_all`: NULL — there are no indexes, rewrite rules, sequences or
+//!   advisory locks.
 //! - `pg_function_is_visible`, `pg_collation_is_visible`, `pg_type_is_visible`: true —
 //!   every function, collation and type lives in `pg_catalog` or `public`,
 //!   both on the search path.
@@ -50,6 +51,8 @@ pub fn register(ctx: &SessionContext) {
         ("pg_get_indexdef", &[1, 3]),
         ("pg_get_ruledef", &[1, 2]),
         ("pg_get_serial_sequence", &[2]),
+        // A pool's reset (asyncpg): there are no advisory locks to release.
+        ("pg_advisory_unlock_all", &[0]),
     ] {
         ctx.register_udf(ScalarUDF::new_from_impl(Constant::null_text(name, arities)));
     }
@@ -77,6 +80,9 @@ pub fn register(ctx: &SessionContext) {
 }
 
 fn any_of(arities: &[usize], volatility: Volatility) -> Signature {
+    if arities == [0] {
+        return Signature::nullary(volatility);
+    }
     Signature::one_of(
         arities.iter().map(|n| TypeSignature::Any(*n)).collect(),
         volatility,

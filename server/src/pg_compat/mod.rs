@@ -139,3 +139,82 @@ pub fn builtin_type_name(oid: i64) -> Option<&'static str> {
         _ => return None,
     })
 }
+
+/// A statement of a simple-protocol query that the session answers itself.
+#[derive(Debug, PartialEq)]
+pub enum SessionStatement {
+    /// SQL for the engine.
+    Sql(String),
+    /// `UNLISTEN ...`: InsightFlow has no `LISTEN` channels, so nothing to do.
+    Unlisten,
+    /// `RESET ALL`: the session's parameters go back to the server's defaults.
+    ResetAll,
+}
+
+/// A simple-protocol query split where it holds `UNLISTEN` (which DataFusion's parser
+/// does not know) or `RESET ALL`: asyncpg's pool reset sends
+/// `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;`.
+/// `None` when the query holds neither.
+pub fn split_session_statements(sql: &str) -> Option<Vec<SessionStatement>> {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let upper = sql.to_ascii_uppercase();
+    if !upper.contains("UNLISTEN") && !upper.contains("RESET") {
+        return None;
+    }
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize().ok()?;
+    let mut statements: Vec<Vec<Token>> = vec![Vec::new()];
+    for token in tokens {
+        if token == Token::SemiColon {
+            statements.push(Vec::new());
+        } else {
+            statements.last_mut().expect("never empty").push(token);
+        }
+    }
+    let pieces: Vec<SessionStatement> = statements
+        .into_iter()
+        .filter_map(|s| {
+            let words: Vec<String> = s
+                .iter()
+                .filter(|t| !matches!(t, Token::Whitespace(_)))
+                .map(|t| t.to_string().to_ascii_uppercase())
+                .collect();
+            match words
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .as_slice()
+            {
+                [] => None,
+                ["UNLISTEN", ..] => Some(SessionStatement::Unlisten),
+                ["RESET", "ALL"] => Some(SessionStatement::ResetAll),
+                _ => Some(SessionStatement::Sql(
+                    s.iter().map(|t| t.to_string()).collect(),
+                )),
+            }
+        })
+        .collect();
+    pieces
+        .iter()
+        .any(|p| !matches!(p, SessionStatement::Sql(_)))
+        .then_some(pieces)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{split_session_statements, SessionStatement};
+
+    #[test]
+    fn asyncpg_pool_reset_is_split() {
+        let reset = "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;";
+        let pieces = split_session_statements(reset).unwrap();
+        assert_eq!(pieces.len(), 4);
+        assert_eq!(
+            pieces[0],
+            SessionStatement::Sql("SELECT pg_advisory_unlock_all()".into())
+        );
+        assert_eq!(pieces[2], SessionStatement::Unlisten);
+        assert_eq!(pieces[3], SessionStatement::ResetAll);
+        assert!(split_session_statements("SELECT 'reset all'").is_none());
+    }
+}

@@ -16,6 +16,7 @@
 //! - The set-returning `generate_subscripts(a, d)` and `_pg_expandarray(a)` become
 //!   `unnest` over arrays as long as `a` (SQLAlchemy's and pgjdbc's index queries).
 //! - `FROM unnest(a) x` gets the column alias `x(x)`, as Postgres names it (psql).
+//! - `x = ANY($1)` with an untyped `$1` reads it as a text array (node-postgres).
 //! - `(expr).field` becomes `get_field(expr, 'field')` (pgjdbc).
 //! - In catalog queries, an integer array literal `'{0}'` compared with `=` becomes
 //!   `make_array(0)` (psql's policy footer).
@@ -39,14 +40,15 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 /// `sql` with the rewrites applied, or `sql` itself when none applies (or it does not
-/// parse: the error then comes from the real parser).
-pub fn rewrite_sql(sql: &str) -> Cow<'_, str> {
+/// parse: the error then comes from the real parser). `typed_params[i]` says whether
+/// the client gave `$i+1` a type.
+pub fn rewrite_sql<'a>(sql: &'a str, typed_params: &[bool]) -> Cow<'a, str> {
     let Ok(mut statements) = Parser::parse_sql(&PostgreSqlDialect {}, sql) else {
         return Cow::Borrowed(sql);
     };
     let mut changed = false;
     for statement in &mut statements {
-        changed |= rewrite_statement(statement);
+        changed |= rewrite_statement(statement, typed_params);
     }
     if !changed {
         return Cow::Borrowed(sql);
@@ -55,7 +57,7 @@ pub fn rewrite_sql(sql: &str) -> Cow<'_, str> {
     Cow::Owned(text.join(";\n"))
 }
 
-fn rewrite_statement(statement: &mut Statement) -> bool {
+fn rewrite_statement(statement: &mut Statement, typed_params: &[bool]) -> bool {
     let over_catalog = reads_system_catalog(statement);
     let empty_aliases = if over_catalog {
         aliases_of_empty_tables(statement)
@@ -73,6 +75,7 @@ fn rewrite_statement(statement: &mut Statement) -> bool {
             || like_escape(expr)
             || regproc_literal(expr)
             || field_of_expression(expr)
+            || any_of_untyped_parameter(expr, typed_params)
             || (over_catalog && (aggregate_scalar_subquery(expr) || array_literal(expr)));
         ControlFlow::<()>::Continue(())
     });
@@ -136,6 +139,31 @@ fn field_of_expression(expr: &mut Expr) -> bool {
     match parse_expr(&format!("get_field({inner}, '{field}')")) {
         Some(e) => {
             *expr = e;
+            true
+        }
+        None => false,
+    }
+}
+
+/// `x = ANY($1)` -> `x = ANY(CAST($1 AS TEXT[]))` when the client left `$1` untyped
+/// (node-postgres sends arrays as text): Postgres reads it as an array there.
+fn any_of_untyped_parameter(expr: &mut Expr, typed: &[bool]) -> bool {
+    let Expr::AnyOp { right, .. } = expr else {
+        return false;
+    };
+    let Expr::Value(v) = right.as_ref() else {
+        return false;
+    };
+    let Value::Placeholder(p) = &v.value else {
+        return false;
+    };
+    let index = p.trim_start_matches('$').parse::<usize>().unwrap_or(0);
+    if index == 0 || typed.get(index - 1).copied().unwrap_or(false) {
+        return false;
+    }
+    match parse_expr(&format!("CAST({p} AS TEXT[])")) {
+        Some(e) => {
+            **right = e;
             true
         }
         None => false,
@@ -638,7 +666,7 @@ mod tests {
     fn array_subquery_becomes_array_agg() {
         let sql = "SELECT ARRAY(SELECT b.rolname FROM pg_roles b WHERE b.oid = r.oid ORDER BY 1) FROM pg_roles r";
         assert_eq!(
-            rewrite_sql(sql),
+            rewrite_sql(sql, &[]),
             "SELECT (SELECT array_agg(b.rolname ORDER BY b.rolname) FROM pg_roles b WHERE b.oid = r.oid) FROM pg_roles r"
         );
     }
@@ -646,7 +674,7 @@ mod tests {
     #[test]
     fn like_with_another_escape_character() {
         let sql = "SELECT 1 FROM t WHERE a NOT LIKE 'pg/_' || '%' ESCAPE '/'";
-        let out = rewrite_sql(sql);
+        let out = rewrite_sql(sql, &[]);
         assert!(
             out.contains(r"NOT LIKE replace(replace('pg/_' || '%', '\', '\\'), '/', '\')"),
             "{out}"
@@ -658,7 +686,7 @@ mod tests {
     fn regproc_literal_is_the_function_name() {
         let sql = "SELECT typinput = 'pg_catalog.array_in'::regproc FROM pg_type";
         assert_eq!(
-            rewrite_sql(sql),
+            rewrite_sql(sql, &[]),
             "SELECT typinput = 'array_in' FROM pg_type"
         );
     }
@@ -666,10 +694,10 @@ mod tests {
     #[test]
     fn catalog_scalar_subqueries_aggregate_and_others_are_left_alone() {
         let sql = "SELECT t.oid FROM pg_type t WHERE (SELECT c.relkind = 'c' FROM pg_class c WHERE c.oid = t.typrelid)";
-        assert!(rewrite_sql(sql).contains("(SELECT max(c.relkind = 'c') FROM pg_class c"));
+        assert!(rewrite_sql(sql, &[]).contains("(SELECT max(c.relkind = 'c') FROM pg_class c"));
         let user = "SELECT (SELECT x FROM a WHERE a.k = b.k) FROM b";
-        assert_eq!(rewrite_sql(user), user);
+        assert_eq!(rewrite_sql(user, &[]), user);
         let already = "SELECT (SELECT count(*) FROM pg_class) AS n";
-        assert_eq!(rewrite_sql(already), already);
+        assert_eq!(rewrite_sql(already, &[]), already);
     }
 }
