@@ -173,3 +173,39 @@ def test_pgjdbc_metadata_fetch_size_and_prepared(catalog):
     fetched = next(line for line in out.stdout.splitlines() if line.startswith("fetched="))
     assert fetched == "fetched=2000 sum=2001000", fetched
     assert seen["count_North"] == "488" and seen["count_West"] == "505"
+
+
+def grafana_expand(sql, start="2024-01-01T00:00:00Z", end="2026-01-15T00:00:00Z"):
+    """The Postgres data source's macros, expanded the way Grafana expands them."""
+    import re
+
+    seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    sql = re.sub(r"\$__timeFilter\((\w+)\)", rf"\1 BETWEEN '{start}' AND '{end}'", sql)
+
+    def group(m):
+        n, unit = int(m.group(2)[:-1]), m.group(2)[-1]
+        step = n * seconds[unit]
+        return f'floor(extract(epoch from {m.group(1)})/{step})*{step} AS "time"'
+
+    return re.sub(r"\$__timeGroupAlias\((\w+),\s*(\d+[smhd])\)", group, sql)
+
+
+def test_grafana_dashboard_and_pickers(catalog):
+    """The shipped dashboard's panels and Grafana's table and column pickers run and
+    return rows."""
+    dashboard = json.loads((ROOT / "clients" / "grafana" / "dashboards" / "insightflow-sales.json").read_text())
+    provisioning = (ROOT / "clients" / "grafana" / "provisioning" / "datasources" / "insightflow.yaml").read_text()
+    assert "grafana-postgresql-datasource" in provisioning and "uid: insightflow" in provisioning
+    with psycopg.connect(catalog.pg_dsn, autocommit=True) as conn:
+        for panel in dashboard["panels"]:
+            assert panel["datasource"]["uid"] == "insightflow"
+            sql = grafana_expand(panel["targets"][0]["rawSql"])
+            rows = conn.execute(sql).fetchall()
+            assert len(rows) > 0, panel["title"]
+            assert rows == sorted(rows, key=lambda r: r[0]), panel["title"]
+        compat = ROOT / "tests" / "compat"
+        tables = [r[0] for r in conn.execute((compat / "grafana_tables.sql").read_text()).fetchall()]
+        assert {"sales", "customers", "big_orders", "matrix.events"} <= set(tables), tables
+        columns = dict(conn.execute(
+            (compat / "grafana_columns.sql").read_text().replace("TABLE_PLACEHOLDER", "sales")).fetchall())
+        assert columns["order_date"] == "date" and columns["revenue"] == "double precision", columns

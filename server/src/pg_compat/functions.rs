@@ -11,6 +11,7 @@
 //!   both on the search path.
 //! - `pg_relation_is_publishable`: false, for an oid or its text — there are no
 //!   publications.
+//! - `session_user` (what `current_user` and `user` become): the connected user.
 //! - `current_setting(name [, missing_ok])`: the session's DataFusion settings by their
 //!   full name, and the Postgres parameters InsightFlow reports; an unknown name is
 //!   SQLSTATE 42704 unless `missing_ok`.
@@ -72,6 +73,7 @@ pub fn register(ctx: &SessionContext) {
         &[1],
         ScalarValue::Boolean(Some(false)),
     )));
+    ctx.register_udf(ScalarUDF::new_from_impl(SessionUser::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(CurrentSetting::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(SetConfig::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(OidvectorTypes::new()));
@@ -534,5 +536,34 @@ impl ScalarUDFImpl for DomainBaseType {
             })
             .collect();
         scalar_if_all_scalar(&args.args, Arc::new(out), rows)
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SessionUser {
+    signature: Signature,
+}
+
+impl SessionUser {
+    fn new() -> Self {
+        Self {
+            signature: Signature::nullary(Volatility::Stable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for SessionUser {
+    fn name(&self) -> &str {
+        "session_user"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, _: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let user = insightflow_catalog::Caller::current().map(|c| c.name().to_string());
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(user)))
     }
 }

@@ -15,13 +15,18 @@
 //!   catalog (psql `\d+ v`, `\df`).
 //! - The set-returning `generate_subscripts(a, d)` and `_pg_expandarray(a)` become
 //!   `unnest` over arrays as long as `a` (SQLAlchemy's and pgjdbc's index queries).
-//! - `FROM unnest(a) x` gets the column alias `x(x)`, as Postgres names it (psql).
+//! - `FROM unnest(a) x` and `FROM generate_series(...) x` get the column alias `x(x)`,
+//!   as Postgres names it (psql, Grafana); a scalar function in FROM becomes a one-row
+//!   derived table (Grafana's search_path lookup).
 //! - `x = ANY($1)` with an untyped `$1` reads it as a text array (node-postgres).
 //! - `(expr).field` becomes `get_field(expr, 'field')` (pgjdbc).
 //! - In catalog queries, an integer array literal `'{0}'` compared with `=` becomes
 //!   `make_array(0)` (psql's policy footer).
 //! - asyncpg's recursive walk from a domain to its base type becomes
 //!   `pg_domain_base_type(oid)`.
+//! - In catalog queries, `x IN (SELECT ...)` becomes `array_has` over the sub-query's
+//!   `array_agg` (Grafana).
+//! - An ORDER BY key holding a sub-query is computed in a derived table (Grafana).
 //! - A repeated unnamed select item (`SELECT NULL, NULL`) gets an alias (psql).
 //! - In queries over the system catalogs, a scalar sub-query that returns one column
 //!   without aggregating gets `max(...)` around that column: DataFusion plans a
@@ -69,12 +74,14 @@ fn rewrite_statement(statement: &mut Statement, typed_params: &[bool]) -> bool {
         changed |= (over_catalog
             && (never_answers(expr, &empty_aliases)
                 || null_column(expr)
-                || domain_base_walk(expr)))
+                || domain_base_walk(expr)
+                || in_subquery_as_array(expr)))
             || array_subquery(expr)
             || catalog_lookup(expr)
             || like_escape(expr)
             || regproc_literal(expr)
             || field_of_expression(expr)
+            || bare_user(expr)
             || any_of_untyped_parameter(expr, typed_params)
             || (over_catalog && (aggregate_scalar_subquery(expr) || array_literal(expr)));
         ControlFlow::<()>::Continue(())
@@ -83,10 +90,16 @@ fn rewrite_statement(statement: &mut Statement, typed_params: &[bool]) -> bool {
     let _ = statement.visit(&mut unnest);
     let mut names = UniqueItemNames(false);
     let _ = statement.visit(&mut names);
-    changed || unnest.0 || names.0
+    let sorted = sort_by_subquery(statement);
+    changed || unnest.0 || names.0 || sorted
 }
 
-/// `FROM unnest(a) x`: in Postgres `x` names the column as well as the table.
+/// Scalar functions clients call in FROM (Grafana: `string_to_array(...) s`).
+const SCALAR_FUNCTIONS_IN_FROM: [&str; 2] = ["string_to_array", "current_schemas"];
+
+/// `FROM unnest(a) x` / `generate_series(...) x`: in Postgres `x` names the column as
+/// well as the table. `FROM string_to_array(...) s`: a scalar function in FROM is a
+/// one-row table, `(SELECT string_to_array(...) AS s) AS s`.
 struct UnnestColumnAlias(bool);
 
 impl VisitorMut for UnnestColumnAlias {
@@ -99,15 +112,45 @@ impl VisitorMut for UnnestColumnAlias {
             } if array_exprs.len() == 1 => alias,
             TableFactor::Table {
                 name,
-                args: Some(_),
+                args: Some(args),
                 alias,
                 ..
-            } if name
-                .0
-                .last()
-                .is_some_and(|p| p.to_string().eq_ignore_ascii_case("unnest")) =>
-            {
-                alias
+            } => {
+                let function = name.0.last().map(|p| p.to_string().to_lowercase());
+                match function.as_deref() {
+                    Some("unnest" | "generate_series") => alias,
+                    // A scalar function in FROM is a one-row table.
+                    Some(f) if SCALAR_FUNCTIONS_IN_FROM.contains(&f) => {
+                        let Some(alias) = alias.clone() else {
+                            return ControlFlow::Continue(());
+                        };
+                        let call = format!(
+                            "{name}({})",
+                            args.args
+                                .iter()
+                                .map(|a| a.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        );
+                        let sql = format!(
+                            "SELECT * FROM (SELECT {call} AS {}) AS {}",
+                            alias.name, alias.name
+                        );
+                        if let Ok(Statement::Query(q)) = Parser::new(&PostgreSqlDialect {})
+                            .try_with_sql(&sql)
+                            .and_then(|mut p| p.parse_statement())
+                        {
+                            if let SetExpr::Select(select) = *q.body {
+                                if let Some(from) = select.from.into_iter().next() {
+                                    *factor = from.relation;
+                                    self.0 = true;
+                                }
+                            }
+                        }
+                        return ControlFlow::Continue(());
+                    }
+                    _ => return ControlFlow::Continue(()),
+                }
             }
             _ => return ControlFlow::Continue(()),
         };
@@ -117,6 +160,20 @@ impl VisitorMut for UnnestColumnAlias {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// A bare `user` is Postgres' `current_user` (Grafana's search_path lookup).
+fn bare_user(expr: &mut Expr) -> bool {
+    let Expr::Function(f) = expr else {
+        return false;
+    };
+    if !matches!(f.args, FunctionArguments::None)
+        || !f.name.to_string().eq_ignore_ascii_case("user")
+    {
+        return false;
+    }
+    *expr = parse_expr("current_user").expect("valid");
+    true
 }
 
 /// `(expr).field` -> `get_field(expr, 'field')` (DataFusion reads `.field` only after
@@ -310,6 +367,111 @@ fn never_answers(expr: &mut Expr, empty_aliases: &[String]) -> bool {
     true
 }
 
+/// `SELECT a AS x ... ORDER BY <expr with a sub-query>` -> the sort key computed in a
+/// derived table: `SELECT x FROM (SELECT a AS x, <expr> AS __order_1 ...) ORDER BY
+/// __order_1` (DataFusion plans sub-queries in a select list, not in ORDER BY;
+/// Grafana's table picker sorts by search_path membership). Only for a top-level
+/// select whose items all have names.
+fn sort_by_subquery(statement: &mut Statement) -> bool {
+    let Statement::Query(query) = statement else {
+        return false;
+    };
+    let Some(OrderBy {
+        kind: OrderByKind::Expressions(order),
+        ..
+    }) = query.order_by.as_ref()
+    else {
+        return false;
+    };
+    let has_subquery = |e: &Expr| {
+        let mut found = false;
+        let mut probe = e.clone();
+        let _ = visit_expressions_mut(&mut probe, |x| {
+            found |= matches!(
+                x,
+                Expr::Subquery(_) | Expr::InSubquery { .. } | Expr::Exists { .. }
+            );
+            ControlFlow::<()>::Continue(())
+        });
+        found
+    };
+    if !order.iter().any(|o| has_subquery(&o.expr)) || query.limit_clause.is_some() {
+        return false;
+    }
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return false;
+    };
+    let names: Option<Vec<String>> = select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::ExprWithAlias { alias, .. } => Some(alias.to_string()),
+            SelectItem::UnnamedExpr(Expr::Identifier(i)) => Some(i.to_string()),
+            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => {
+                parts.last().map(|i| i.to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    let Some(names) = names else {
+        return false;
+    };
+    let mut inner = query.as_ref().clone();
+    let mut outer_order = Vec::new();
+    let mut extra = Vec::new();
+    for (k, o) in order.iter().enumerate() {
+        if has_subquery(&o.expr) {
+            let key = format!("__order_{k}");
+            extra.push(format!("{} AS {key}", o.expr));
+            let mut o = o.clone();
+            o.expr = Expr::Identifier(datafusion::sql::sqlparser::ast::Ident::new(key));
+            outer_order.push(o.to_string());
+        } else {
+            outer_order.push(o.to_string());
+        }
+    }
+    inner.order_by = None;
+    let inner_sql = inner.to_string();
+    // Append the sort keys to the inner select list.
+    let Some(inner_select) = parse_query(&inner_sql) else {
+        return false;
+    };
+    let mut inner = inner_select;
+    if let SetExpr::Select(select) = inner.body.as_mut() {
+        for e in &extra {
+            let Some((expr, alias)) = e.rsplit_once(" AS ") else {
+                return false;
+            };
+            let Some(expr) = parse_expr(expr) else {
+                return false;
+            };
+            select.projection.push(SelectItem::ExprWithAlias {
+                expr,
+                alias: datafusion::sql::sqlparser::ast::Ident::new(alias),
+            });
+        }
+    }
+    let sql = format!(
+        "SELECT {} FROM ({inner}) AS __sorted ORDER BY {}",
+        names.join(", "),
+        outer_order.join(", ")
+    );
+    match parse_query(&sql) {
+        Some(q) => {
+            **query = q;
+            true
+        }
+        None => false,
+    }
+}
+
+fn parse_query(sql: &str) -> Option<Query> {
+    match Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?.pop()? {
+        Statement::Query(q) => Some(*q),
+        _ => None,
+    }
+}
+
 /// Postgres lets a select list repeat a name (`SELECT NULL, NULL`); DataFusion needs
 /// unique names, so a repeated unnamed item gets an alias.
 struct UniqueItemNames(bool);
@@ -376,6 +538,41 @@ fn domain_base_walk(expr: &mut Expr) -> bool {
         return false;
     };
     match parse_expr(&format!("pg_domain_base_type({start})")) {
+        Some(e) => {
+            *expr = e;
+            true
+        }
+        None => false,
+    }
+}
+
+/// `x IN (SELECT e FROM ...)` -> `coalesce(array_has((SELECT array_agg(e) FROM ...), x),
+/// false)`: DataFusion plans IN sub-queries only in filters, and catalog queries use
+/// them inside CASE (Grafana's table picker).
+fn in_subquery_as_array(expr: &mut Expr) -> bool {
+    let Expr::InSubquery {
+        expr: needle,
+        subquery,
+        negated,
+    } = expr
+    else {
+        return false;
+    };
+    let mut query = subquery.as_ref().clone();
+    let Some(item) = single_plain_item(&query) else {
+        return false;
+    };
+    if aggregates(&item) || query.order_by.is_some() || query.limit_clause.is_some() {
+        return false;
+    }
+    let Some(agg) = parse_expr(&format!("array_agg({item})")) else {
+        return false;
+    };
+    set_single_item(&mut query, agg);
+    let not = if *negated { "NOT " } else { "" };
+    match parse_expr(&format!(
+        "{not}coalesce(array_has(({query}), {needle}), false)"
+    )) {
         Some(e) => {
             *expr = e;
             true
