@@ -251,3 +251,88 @@ async fn wrong_password_and_missing_token_are_unauthenticated() {
         .unwrap_err();
     assert!(format!("{err:?}").contains("Unauthenticated"), "{err:?}");
 }
+
+/// What JDBC and Tableau ask beyond tables: keys (none: InsightFlow tables have no
+/// keys), the type list, and SQL info by id; a prepared SELECT announces its schema.
+#[tokio::test]
+async fn metadata_for_jdbc_keys_types_and_sql_info_by_id() {
+    use arrow_flight::sql::{
+        CommandGetExportedKeys, CommandGetImportedKeys, CommandGetPrimaryKeys,
+        CommandGetXdbcTypeInfo, SqlInfo,
+    };
+    let server = TestServer::spawn();
+    let mut client = client(&server).await;
+
+    let info = client
+        .get_primary_keys(CommandGetPrimaryKeys {
+            catalog: None,
+            db_schema: Some("public".into()),
+            table: "sales".into(),
+        })
+        .await
+        .unwrap();
+    let schema = info.clone().try_decode_schema().unwrap();
+    assert!(schema.field_with_name("key_sequence").is_ok());
+    assert_eq!(rows(&fetch(&mut client, info).await), 0);
+    for info in [
+        client
+            .get_exported_keys(CommandGetExportedKeys {
+                catalog: None,
+                db_schema: None,
+                table: "sales".into(),
+            })
+            .await
+            .unwrap(),
+        client
+            .get_imported_keys(CommandGetImportedKeys {
+                catalog: None,
+                db_schema: None,
+                table: "sales".into(),
+            })
+            .await
+            .unwrap(),
+    ] {
+        let schema = info.clone().try_decode_schema().unwrap();
+        assert!(schema.field_with_name("fk_table_name").is_ok());
+        assert_eq!(rows(&fetch(&mut client, info).await), 0);
+    }
+
+    let info = client
+        .get_xdbc_type_info(CommandGetXdbcTypeInfo { data_type: None })
+        .await
+        .unwrap();
+    let batches = fetch(&mut client, info).await;
+    let names: Vec<String> = batches
+        .iter()
+        .flat_map(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap()
+                .iter()
+                .flatten()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for t in ["bigint", "double precision", "text", "date", "timestamp"] {
+        assert!(names.iter().any(|n| n == t), "{t} in {names:?}");
+    }
+
+    let info = client
+        .get_sql_info(vec![SqlInfo::SqlIdentifierQuoteChar, SqlInfo::SqlKeywords])
+        .await
+        .unwrap();
+    assert_eq!(rows(&fetch(&mut client, info).await), 2);
+
+    let prepared = client
+        .prepare(
+            "SELECT region, sum(revenue) AS total FROM sales GROUP BY region".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    let schema = prepared.dataset_schema().unwrap();
+    assert_eq!(schema.field(0).name(), "region");
+    assert_eq!(schema.field(1).name(), "total");
+}

@@ -151,6 +151,9 @@ def test_adbc_flight_sql_metadata(server):
         assert {"sales", "customers", "products"} <= tables
         schema = conn.adbc_get_table_schema("sales", db_schema_filter="public")
         assert "revenue" in schema.names
+        info = conn.adbc_get_info()
+        assert info["vendor_name"] == "InsightFlow", info
+        assert info["vendor_version"], info
 
 
 def test_adbc_wrong_password(server):

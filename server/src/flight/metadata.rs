@@ -5,7 +5,9 @@
 use insightflow_catalog::Caller;
 use std::sync::{Arc, LazyLock};
 
-use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
+use arrow_flight::sql::metadata::{
+    SqlInfoData, SqlInfoDataBuilder, XdbcTypeInfo, XdbcTypeInfoData, XdbcTypeInfoDataBuilder,
+};
 use arrow_flight::sql::{
     CommandGetCatalogs, CommandGetDbSchemas, CommandGetTableTypes, CommandGetTables, SqlInfo,
 };
@@ -33,6 +35,69 @@ pub(crate) static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
     b.append(SqlInfo::SqlDdlTable, true);
     b.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
     b.append(SqlInfo::SqlQuotedIdentifierCase, 1_i32);
+    b.append(SqlInfo::SqlIdentifierCase, 2_i32); // lower case, as Postgres
+    b.append(SqlInfo::SqlSearchStringEscape, "\\");
+    b.append(SqlInfo::SqlExtraNameCharacters, "");
+    b.append(SqlInfo::SqlSupportsColumnAliasing, true);
+    b.append(SqlInfo::SqlNullPlusNullIsNull, true);
+    b.append(SqlInfo::SqlSupportsTableCorrelationNames, true);
+    b.append(SqlInfo::SqlSupportsOrderByUnrelated, true);
+    b.append(SqlInfo::SqlSupportsLikeEscapeClause, true);
+    b.append(SqlInfo::SqlSupportsNonNullableColumns, true);
+    b.append(SqlInfo::SqlMaxColumnNameLength, 63_i64);
+    b.append(SqlInfo::SqlMaxTableNameLength, 63_i64);
+    // Words InsightFlow's SQL adds to SQL:2003, and the functions it has.
+    b.append(
+        SqlInfo::SqlKeywords,
+        &[
+            "EXTERNAL", "STORED", "LOCATION", "OPTIONS", "PARQUET", "AVRO", "EXCEL", "COPY",
+        ][..],
+    );
+    b.append(
+        SqlInfo::SqlNumericFunctions,
+        &[
+            "abs", "ceil", "floor", "round", "trunc", "power", "sqrt", "exp", "ln", "log", "mod",
+            "random",
+        ][..],
+    );
+    b.append(
+        SqlInfo::SqlStringFunctions,
+        &[
+            "lower",
+            "upper",
+            "trim",
+            "ltrim",
+            "rtrim",
+            "substr",
+            "concat",
+            "length",
+            "replace",
+            "strpos",
+            "split_part",
+            "regexp_replace",
+        ][..],
+    );
+    b.append(
+        SqlInfo::SqlDatetimeFunctions,
+        &[
+            "now",
+            "current_date",
+            "date_trunc",
+            "date_part",
+            "extract",
+            "to_timestamp",
+            "to_date",
+        ][..],
+    );
+    b.append(
+        SqlInfo::SqlSystemFunctions,
+        &[
+            "version",
+            "current_user",
+            "current_schema",
+            "current_setting",
+        ][..],
+    );
     b.build().expect("static SQL info is valid")
 });
 
@@ -141,3 +206,97 @@ pub(crate) fn table_types(query: CommandGetTableTypes) -> Result<RecordBatch, St
     }
     builder.build().map_err(status)
 }
+
+/// Keys: InsightFlow tables have no primary or foreign keys, so GetPrimaryKeys,
+/// GetExportedKeys, GetImportedKeys and GetCrossReference answer with no rows, in the
+/// schemas Flight SQL defines (JDBC's `getPrimaryKeys` and Tableau read them).
+pub(crate) fn primary_keys_schema() -> Schema {
+    use datafusion::arrow::datatypes::{DataType, Field};
+    Schema::new(vec![
+        Field::new("catalog_name", DataType::Utf8, true),
+        Field::new("db_schema_name", DataType::Utf8, true),
+        Field::new("table_name", DataType::Utf8, false),
+        Field::new("column_name", DataType::Utf8, false),
+        Field::new("key_sequence", DataType::Int32, false),
+        Field::new("key_name", DataType::Utf8, true),
+    ])
+}
+
+pub(crate) fn foreign_keys_schema() -> Schema {
+    use datafusion::arrow::datatypes::{DataType, Field};
+    let text = |name: &str, nullable| Field::new(name, DataType::Utf8, nullable);
+    Schema::new(vec![
+        text("pk_catalog_name", true),
+        text("pk_db_schema_name", true),
+        text("pk_table_name", false),
+        text("pk_column_name", false),
+        text("fk_catalog_name", true),
+        text("fk_db_schema_name", true),
+        text("fk_table_name", false),
+        text("fk_column_name", false),
+        Field::new("key_sequence", DataType::Int32, false),
+        text("fk_key_name", true),
+        text("pk_key_name", true),
+        Field::new("update_rule", DataType::UInt8, false),
+        Field::new("delete_rule", DataType::UInt8, false),
+    ])
+}
+
+pub(crate) fn no_rows(schema: Schema) -> RecordBatch {
+    RecordBatch::new_empty(Arc::new(schema))
+}
+
+/// The SQL types InsightFlow stores, for GetXdbcTypeInfo (JDBC's `getTypeInfo`).
+pub(crate) static XDBC_TYPES: LazyLock<XdbcTypeInfoData> = LazyLock::new(|| {
+    use arrow_flight::sql::{Nullable, Searchable, XdbcDataType as T, XdbcDatetimeSubcode as D};
+    let ty = |name: &str, data_type: T, size: Option<i32>, quoted: bool| XdbcTypeInfo {
+        type_name: name.to_string(),
+        data_type,
+        column_size: size,
+        literal_prefix: quoted.then(|| "'".to_string()),
+        literal_suffix: quoted.then(|| "'".to_string()),
+        create_params: None,
+        nullable: Nullable::NullabilityNullable,
+        case_sensitive: quoted,
+        searchable: Searchable::Full,
+        unsigned_attribute: (!quoted).then_some(false),
+        fixed_prec_scale: false,
+        auto_increment: (!quoted).then_some(false),
+        local_type_name: Some(name.to_string()),
+        minimum_scale: None,
+        maximum_scale: None,
+        sql_data_type: data_type,
+        datetime_subcode: None,
+        num_prec_radix: (!quoted).then_some(10),
+        interval_precision: None,
+    };
+    let mut b = XdbcTypeInfoDataBuilder::new();
+    b.append(ty("boolean", T::XdbcBit, Some(1), false));
+    b.append(ty("smallint", T::XdbcSmallint, Some(5), false));
+    b.append(ty("integer", T::XdbcInteger, Some(10), false));
+    b.append(ty("bigint", T::XdbcBigint, Some(19), false));
+    b.append(ty("real", T::XdbcFloat, Some(24), false));
+    b.append(ty("double precision", T::XdbcDouble, Some(53), false));
+    b.append(XdbcTypeInfo {
+        create_params: Some(vec!["precision".into(), "scale".into()]),
+        minimum_scale: Some(0),
+        maximum_scale: Some(38),
+        ..ty("numeric", T::XdbcDecimal, Some(38), false)
+    });
+    b.append(ty("text", T::XdbcVarchar, None, true));
+    b.append(ty("bytea", T::XdbcVarbinary, None, true));
+    b.append(XdbcTypeInfo {
+        // 1 is ODBC's SQL_CODE_DATE (the enum names it after INTERVAL YEAR).
+        datetime_subcode: Some(D::XdbcSubcodeYear),
+        ..ty("date", T::XdbcDate, Some(10), true)
+    });
+    b.append(XdbcTypeInfo {
+        datetime_subcode: Some(D::XdbcSubcodeTime),
+        ..ty("time", T::XdbcTime, Some(15), true)
+    });
+    b.append(XdbcTypeInfo {
+        datetime_subcode: Some(D::XdbcSubcodeTimestamp),
+        ..ty("timestamp", T::XdbcTimestamp, Some(26), true)
+    });
+    b.build().expect("static type info is valid")
+});
