@@ -209,3 +209,20 @@ def test_grafana_dashboard_and_pickers(catalog):
         columns = dict(conn.execute(
             (compat / "grafana_columns.sql").read_text().replace("TABLE_PLACEHOLDER", "sales")).fetchall())
         assert columns["order_date"] == "date" and columns["revenue"] == "double precision", columns
+
+
+def test_copy_text_format_keeps_tabs_newlines_backslashes_and_nulls(catalog):
+    """psycopg's COPY writes the text format, escaping what would break a row."""
+    values = [(1, "tab\there"), (2, "two\nlines"), (3, "back\\slash \\N"), (4, None), (5, ""), (6, 'say "hi"')]
+    with psycopg.connect(catalog.pg_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE copied_text (id INT, body TEXT)")
+        with conn.cursor() as cur:
+            with cur.copy("COPY copied_text (id, body) FROM STDIN") as copy:
+                for row in values:
+                    copy.write_row(row)
+        assert conn.execute("SELECT id, body FROM copied_text ORDER BY id").fetchall() == values
+        # And back out in the same format.
+        with conn.cursor() as cur:
+            with cur.copy("COPY (SELECT id, body FROM copied_text ORDER BY id) TO STDOUT") as copy:
+                out = list(copy.rows())
+        assert [(int(i), b) for i, b in out] == values

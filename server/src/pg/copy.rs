@@ -4,8 +4,8 @@
 //! COPY FROM streams: each CopyData message is decoded by arrow's push-based CSV
 //! decoder as it arrives, and the record batches flow through a channel into the
 //! table's own `insert_into` plan, so a managed table commits all rows at CopyDone or
-//! none. Text format (tab-separated, `\N` for NULL) and CSV (with HEADER, DELIMITER,
-//! NULL, QUOTE) are understood; text-format backslash escapes other than `\N` are not.
+//! none. Text format (tab-separated, `\N` for NULL, backslash escapes; see
+//! [`super::copy_text`]) and CSV (with HEADER, DELIMITER, NULL, QUOTE) are understood.
 //!
 //! COPY TO STDOUT runs the query and sends one CopyData message per row, in text or
 //! CSV format.
@@ -38,6 +38,7 @@ use pgwire::messages::PgWireBackendMessage;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::copy_text::TextRows;
 use crate::engine::Engine;
 use crate::error::{classify, to_pg_error};
 use crate::monitor::Tracked;
@@ -221,8 +222,8 @@ struct CopyIn {
     table: SchemaRef,
     rows: mpsc::Sender<Result<RecordBatch>>,
     insert: JoinHandle<Result<u64>>,
-    /// Text format ends with a `\.` line some clients send.
-    text: bool,
+    /// Text format: rows are rewritten as CSV (and the `\.` end line dropped).
+    text: Option<TextRows>,
     tracked: Tracked,
     /// The role's `max_file_bytes`, and the bytes received so far.
     max_bytes: Option<u64>,
@@ -256,15 +257,17 @@ impl CopyIns {
                 .collect::<Result<Vec<_>>>()?;
             Arc::new(table_schema.project(&indices)?)
         };
-        let mut builder = ReaderBuilder::new(sent.clone())
-            .with_header(format.header)
-            .with_delimiter(format.delimiter);
+        let mut builder = ReaderBuilder::new(sent.clone()).with_header(format.header);
         builder = if format.csv {
-            builder.with_quote(format.quote)
+            builder
+                .with_delimiter(format.delimiter)
+                .with_quote(format.quote)
         } else {
-            builder.with_quote(0) // text format has no quoting
+            // Text rows arrive rewritten as CSV (copy_text), NULL as a NUL byte.
+            let null = regex::Regex::new("^\\x00$").expect("valid regex");
+            builder.with_quote(b'"').with_null_regex(null)
         };
-        if !format.null.is_empty() || !format.csv {
+        if format.csv && !format.null.is_empty() {
             let pattern = format!("^{}$", regex::escape(&format.null));
             let regex = regex::Regex::new(&pattern)
                 .map_err(|e| DataFusionError::Plan(format!("COPY NULL '{}': {e}", format.null)))?;
@@ -299,7 +302,7 @@ impl CopyIns {
                 table: table_schema,
                 rows: tx,
                 insert,
-                text: !format.csv,
+                text: (!format.csv).then(|| TextRows::new(format.delimiter, &format.null)),
                 tracked,
                 max_bytes,
                 received: 0,
@@ -385,11 +388,13 @@ impl CopyHandler for PgCopy {
                 let _ = copy.rows.try_send(Err(error.into()));
                 return Ok(());
             }
-            let mut bytes: &[u8] = &data.data;
-            if copy.text && (bytes == b"\\.\n" || bytes.ends_with(b"\n\\.\n")) {
-                bytes = &bytes[..bytes.len() - 3];
-            }
-            (decode(copy, bytes, false), copy.rows.clone())
+            let decoded = match copy.text.as_mut() {
+                Some(text) => text
+                    .feed(&data.data, false)
+                    .and_then(|csv| decode(copy, &csv, false)),
+                None => decode(copy, &data.data, false),
+            };
+            (decoded, copy.rows.clone())
         };
         match batches {
             Ok(batches) => {
@@ -423,7 +428,14 @@ impl CopyHandler for PgCopy {
                 ),
             )));
         };
-        let last = decode(&mut copy, &[], true);
+        let last = match copy.text.as_mut().map(|text| text.feed(&[], true)) {
+            Some(Ok(csv)) => decode(&mut copy, &csv, false).and_then(|mut batches| {
+                batches.extend(decode(&mut copy, &[], true)?);
+                Ok(batches)
+            }),
+            Some(Err(e)) => Err(e),
+            None => decode(&mut copy, &[], true),
+        };
         let sender = copy.rows.clone();
         match last {
             Ok(batches) => {

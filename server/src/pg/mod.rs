@@ -4,6 +4,7 @@ mod admission;
 mod auth;
 mod cancel;
 mod copy;
+mod copy_text;
 mod session;
 mod show;
 mod track;
