@@ -64,6 +64,7 @@ impl Catalog {
                     | Statement::CreateSchema { .. }
                     | Statement::CreateTable(_)
                     | Statement::Drop { .. }
+                    | Statement::Truncate(_)
             ),
             DFStatement::Explain(_) | DFStatement::Reset(_) => false,
         }
@@ -105,6 +106,14 @@ impl Catalog {
                     cascade,
                     ..
                 } => ddl::drop(self, ctx, object_type, if_exists, names, cascade).await?,
+                // Answered like Postgres: a tag, not DataFusion's row count.
+                s @ Statement::Truncate(_) => {
+                    ddl::run(ctx, DFStatement::Statement(Box::new(s))).await?;
+                    CatalogOutcome {
+                        tag: "TRUNCATE TABLE",
+                        rows: None,
+                    }
+                }
                 other => {
                     return Err(DataFusionError::Internal(format!(
                         "catalog cannot run statement: {other}"

@@ -226,3 +226,6 @@ def test_copy_text_format_keeps_tabs_newlines_backslashes_and_nulls(catalog):
             with cur.copy("COPY (SELECT id, body FROM copied_text ORDER BY id) TO STDOUT") as copy:
                 out = list(copy.rows())
         assert [(int(i), b) for i, b in out] == values
+        # TRUNCATE answers with Postgres' tag.
+        assert conn.execute("TRUNCATE copied_text").statusmessage == "TRUNCATE TABLE"
+        assert conn.execute("SELECT count(*) FROM copied_text").fetchone() == (0,)
