@@ -257,3 +257,40 @@ async fn metrics_count_queries_and_ready_answers() {
     let rows = "insightflow_rows_returned_total{protocol=\"pg\"}";
     assert!(sample(&after, rows) - sample(&before, rows) >= 24.0);
 }
+
+/// Each statement is logged inside its connection's span (the client address) with its
+/// query id, user and protocol: the id is the one `system.query_log` holds, so a query
+/// can be followed from the log to the query log and back.
+#[tokio::test]
+async fn statements_are_logged_in_connection_spans_with_query_id_and_user() {
+    let server = TestServer::spawn();
+    let client = server.pg_client().await;
+    client.simple_query("SELECT 42 AS traced").await.unwrap();
+    let logged = rows(
+        &client,
+        "SELECT query_id FROM system.query_log WHERE statement = 'SELECT 42 AS traced'",
+    )
+    .await;
+    let query_id = get(&logged[0], "query_id").to_string();
+    let ansi = regex::Regex::new("\x1b\\[[0-9;]*m").unwrap();
+    let log_path = server.data_dir.with_extension("log");
+    let mut line = None;
+    for _ in 0..50 {
+        let log = ansi
+            .replace_all(&std::fs::read_to_string(&log_path).unwrap_or_default(), "")
+            .to_string();
+        line = log
+            .lines()
+            .find(|l| l.contains("statement finished") && l.contains(&query_id))
+            .map(str::to_string);
+        if line.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let line = line.expect("a 'statement finished' log line with the query id");
+    assert!(line.contains("pg_connection{client=127.0.0.1:"), "{line}");
+    assert!(line.contains("user=\"admin\""), "{line}");
+    assert!(line.contains("protocol=\"pg\""), "{line}");
+    assert!(line.contains("status=\"ok\""), "{line}");
+}
