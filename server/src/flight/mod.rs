@@ -367,6 +367,33 @@ fn info_for(
         })
 }
 
+impl FlightSqlServer {
+    /// A metadata command's FlightInfo: one endpoint whose ticket is the command.
+    fn metadata_info(
+        &self,
+        query: impl ProstMessageExt,
+        schema: &Schema,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authenticate(&request)?;
+        Ok(Response::new(info_for(
+            query,
+            schema,
+            request.into_inner(),
+        )?))
+    }
+
+    /// A metadata command's rows, for an authenticated caller.
+    fn metadata_rows(
+        &self,
+        request: &Request<Ticket>,
+        rows: Result<RecordBatch, Status>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.authenticate(request)?;
+        Ok(batch_stream(rows?))
+    }
+}
+
 fn batch_stream(batch: RecordBatch) -> Response<DoGetStream> {
     let schema = batch.schema();
     let flight = FlightDataEncoderBuilder::new()
@@ -641,13 +668,8 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(&request)?;
         let schema = query.into_builder().schema();
-        Ok(Response::new(info_for(
-            query,
-            &schema,
-            request.into_inner(),
-        )?))
+        self.metadata_info(query, &schema, request)
     }
 
     async fn do_get_catalogs(
@@ -655,8 +677,7 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandGetCatalogs,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.authenticate(&request)?;
-        Ok(batch_stream(metadata::catalogs(self.engine.ctx(), query)?))
+        self.metadata_rows(&request, metadata::catalogs(self.engine.ctx(), query))
     }
 
     async fn get_flight_info_schemas(
@@ -664,13 +685,8 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(&request)?;
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(info_for(
-            query,
-            &schema,
-            request.into_inner(),
-        )?))
+        self.metadata_info(query, &schema, request)
     }
 
     async fn do_get_schemas(
@@ -678,8 +694,7 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandGetDbSchemas,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.authenticate(&request)?;
-        Ok(batch_stream(metadata::schemas(self.engine.ctx(), query)?))
+        self.metadata_rows(&request, metadata::schemas(self.engine.ctx(), query))
     }
 
     async fn get_flight_info_tables(
@@ -687,13 +702,8 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(&request)?;
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(info_for(
-            query,
-            &schema,
-            request.into_inner(),
-        )?))
+        self.metadata_info(query, &schema, request)
     }
 
     async fn do_get_tables(
@@ -711,13 +721,8 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(&request)?;
         let schema = query.into_builder().schema();
-        Ok(Response::new(info_for(
-            query,
-            &schema,
-            request.into_inner(),
-        )?))
+        self.metadata_info(query, &schema, request)
     }
 
     async fn do_get_table_types(
@@ -725,8 +730,7 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandGetTableTypes,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.authenticate(&request)?;
-        Ok(batch_stream(metadata::table_types(query)?))
+        self.metadata_rows(&request, metadata::table_types(query))
     }
 
     async fn get_flight_info_sql_info(
@@ -734,13 +738,8 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(&request)?;
         let schema = query.clone().into_builder(&metadata::SQL_INFO).schema();
-        Ok(Response::new(info_for(
-            query,
-            &schema,
-            request.into_inner(),
-        )?))
+        self.metadata_info(query, &schema, request)
     }
 
     async fn do_get_sql_info(
@@ -748,12 +747,11 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandGetSqlInfo,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.authenticate(&request)?;
-        let batch = query
+        let rows = query
             .into_builder(&metadata::SQL_INFO)
             .build()
-            .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(batch_stream(batch))
+            .map_err(|e| Status::internal(e.to_string()));
+        self.metadata_rows(&request, rows)
     }
 
     async fn get_flight_info_primary_keys(
@@ -761,13 +759,8 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandGetPrimaryKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(&request)?;
         let schema = metadata::primary_keys_schema();
-        Ok(Response::new(info_for(
-            query,
-            &schema,
-            request.into_inner(),
-        )?))
+        self.metadata_info(query, &schema, request)
     }
 
     async fn do_get_primary_keys(
@@ -775,10 +768,10 @@ impl FlightSqlService for FlightSqlServer {
         _query: CommandGetPrimaryKeys,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.authenticate(&request)?;
-        Ok(batch_stream(metadata::no_rows(
-            metadata::primary_keys_schema(),
-        )))
+        self.metadata_rows(
+            &request,
+            Ok(metadata::no_rows(metadata::primary_keys_schema())),
+        )
     }
 
     async fn get_flight_info_exported_keys(
@@ -786,13 +779,8 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandGetExportedKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(&request)?;
         let schema = metadata::foreign_keys_schema();
-        Ok(Response::new(info_for(
-            query,
-            &schema,
-            request.into_inner(),
-        )?))
+        self.metadata_info(query, &schema, request)
     }
 
     async fn do_get_exported_keys(
@@ -800,10 +788,10 @@ impl FlightSqlService for FlightSqlServer {
         _query: CommandGetExportedKeys,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.authenticate(&request)?;
-        Ok(batch_stream(metadata::no_rows(
-            metadata::foreign_keys_schema(),
-        )))
+        self.metadata_rows(
+            &request,
+            Ok(metadata::no_rows(metadata::foreign_keys_schema())),
+        )
     }
 
     async fn get_flight_info_imported_keys(
@@ -811,13 +799,8 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandGetImportedKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(&request)?;
         let schema = metadata::foreign_keys_schema();
-        Ok(Response::new(info_for(
-            query,
-            &schema,
-            request.into_inner(),
-        )?))
+        self.metadata_info(query, &schema, request)
     }
 
     async fn do_get_imported_keys(
@@ -825,10 +808,10 @@ impl FlightSqlService for FlightSqlServer {
         _query: CommandGetImportedKeys,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.authenticate(&request)?;
-        Ok(batch_stream(metadata::no_rows(
-            metadata::foreign_keys_schema(),
-        )))
+        self.metadata_rows(
+            &request,
+            Ok(metadata::no_rows(metadata::foreign_keys_schema())),
+        )
     }
 
     async fn get_flight_info_cross_reference(
@@ -836,13 +819,8 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandGetCrossReference,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(&request)?;
         let schema = metadata::foreign_keys_schema();
-        Ok(Response::new(info_for(
-            query,
-            &schema,
-            request.into_inner(),
-        )?))
+        self.metadata_info(query, &schema, request)
     }
 
     async fn do_get_cross_reference(
@@ -850,10 +828,10 @@ impl FlightSqlService for FlightSqlServer {
         _query: CommandGetCrossReference,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.authenticate(&request)?;
-        Ok(batch_stream(metadata::no_rows(
-            metadata::foreign_keys_schema(),
-        )))
+        self.metadata_rows(
+            &request,
+            Ok(metadata::no_rows(metadata::foreign_keys_schema())),
+        )
     }
 
     async fn get_flight_info_xdbc_type_info(
@@ -861,13 +839,8 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandGetXdbcTypeInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(&request)?;
         let schema = query.into_builder(&metadata::XDBC_TYPES).schema();
-        Ok(Response::new(info_for(
-            query,
-            &schema,
-            request.into_inner(),
-        )?))
+        self.metadata_info(query, &schema, request)
     }
 
     async fn do_get_xdbc_type_info(
@@ -875,12 +848,11 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandGetXdbcTypeInfo,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.authenticate(&request)?;
-        let batch = query
+        let rows = query
             .into_builder(&metadata::XDBC_TYPES)
             .build()
-            .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(batch_stream(batch))
+            .map_err(|e| Status::internal(e.to_string()));
+        self.metadata_rows(&request, rows)
     }
 
     async fn do_get_fallback(

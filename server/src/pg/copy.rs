@@ -38,7 +38,7 @@ use pgwire::messages::PgWireBackendMessage;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::copy_text::TextRows;
+use super::copy_text::{TextRows, CSV_NULL};
 use crate::engine::Engine;
 use crate::error::{classify, to_pg_error};
 use crate::monitor::Tracked;
@@ -264,7 +264,8 @@ impl CopyIns {
                 .with_quote(format.quote)
         } else {
             // Text rows arrive rewritten as CSV (copy_text), NULL as a NUL byte.
-            let null = regex::Regex::new("^\\x00$").expect("valid regex");
+            let null = regex::Regex::new(&format!("^{}$", regex::escape(CSV_NULL)))
+                .map_err(|e| DataFusionError::Internal(e.to_string()))?;
             builder.with_quote(b'"').with_null_regex(null)
         };
         if format.csv && !format.null.is_empty() {

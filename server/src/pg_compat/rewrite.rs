@@ -34,12 +34,14 @@
 //!   clients send look rows up by oid, so there is at most one row (pgjdbc, Metabase).
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, visit_relations, AccessExpr, BinaryOperator, CastKind, DataType, Expr,
-    FunctionArg, FunctionArgExpr, FunctionArguments, OrderBy, OrderByKind, Query, SelectItem,
-    SetExpr, Statement, TableAliasColumnDef, TableFactor, Value, VisitMut, VisitorMut,
+    FunctionArg, FunctionArgExpr, FunctionArguments, Ident, OrderBy, OrderByKind, Query,
+    SelectItem, SetExpr, Statement, TableAliasColumnDef, TableFactor, Value, Visit, VisitMut,
+    Visitor, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -67,7 +69,7 @@ fn rewrite_statement(statement: &mut Statement, typed_params: &[bool]) -> bool {
     let empty_aliases = if over_catalog {
         aliases_of_empty_tables(statement)
     } else {
-        Vec::new()
+        HashSet::new()
     };
     let mut changed = false;
     let _ = visit_expressions_mut(statement, |expr| {
@@ -172,8 +174,7 @@ fn bare_user(expr: &mut Expr) -> bool {
     {
         return false;
     }
-    *expr = parse_expr("current_user").expect("valid");
-    true
+    replace_with(expr, parse_expr("current_user"))
 }
 
 /// `(expr).field` -> `get_field(expr, 'field')` (DataFusion reads `.field` only after
@@ -189,17 +190,12 @@ fn field_of_expression(expr: &mut Expr) -> bool {
         return false;
     };
     let inner = match root.as_ref() {
-        Expr::Nested(e) => e.to_string(),
-        e => e.to_string(),
+        Expr::Nested(e) => e.as_ref(),
+        e => e,
     };
     let field = field.value.replace('\'', "''");
-    match parse_expr(&format!("get_field({inner}, '{field}')")) {
-        Some(e) => {
-            *expr = e;
-            true
-        }
-        None => false,
-    }
+    let field_access = parse_expr(&format!("get_field({inner}, '{field}')"));
+    replace_with(expr, field_access)
 }
 
 /// `x = ANY($1)` -> `x = ANY(CAST($1 AS TEXT[]))` when the client left `$1` untyped
@@ -291,15 +287,15 @@ fn is_empty_table(name: &datafusion::sql::sqlparser::ast::ObjectName) -> bool {
 
 /// The names the statement gives to the empty catalog tables it reads (the alias, or
 /// the table name when there is none).
-fn aliases_of_empty_tables(statement: &mut Statement) -> Vec<String> {
-    struct Collect(Vec<String>);
-    impl VisitorMut for Collect {
+fn aliases_of_empty_tables(statement: &Statement) -> HashSet<String> {
+    struct Collect(HashSet<String>);
+    impl Visitor for Collect {
         type Break = ();
-        fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
             if let TableFactor::Table { name, alias, .. } = factor {
                 if is_empty_table(name) {
                     let last = name.0.last().map(|p| p.to_string()).unwrap_or_default();
-                    self.0.push(match alias {
+                    self.0.insert(match alias {
                         Some(a) => a.name.value.to_lowercase(),
                         None => last.to_lowercase(),
                     });
@@ -308,7 +304,7 @@ fn aliases_of_empty_tables(statement: &mut Statement) -> Vec<String> {
             ControlFlow::Continue(())
         }
     }
-    let mut collect = Collect(Vec::new());
+    let mut collect = Collect(HashSet::new());
     let _ = statement.visit(&mut collect);
     collect.0
 }
@@ -317,7 +313,7 @@ fn aliases_of_empty_tables(statement: &mut Statement) -> Vec<String> {
 /// catalog table first, or it is correlated with a row of one (so it never runs).
 /// It becomes NULL, or `'{}'` for `ARRAY(...)`. DataFusion cannot plan many of these
 /// (correlation through `ANY`, lateral `unnest`, non-equality predicates).
-fn never_answers(expr: &mut Expr, empty_aliases: &[String]) -> bool {
+fn never_answers(expr: &mut Expr, empty_aliases: &HashSet<String>) -> bool {
     let (query, is_array) = match expr {
         Expr::Subquery(q) => (q.as_ref().clone(), false),
         Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("array") => match &f.args {
@@ -333,12 +329,10 @@ fn never_answers(expr: &mut Expr, empty_aliases: &[String]) -> bool {
         select.from.first().map(|f| &f.relation),
         Some(TableFactor::Table { name, .. }) if is_empty_table(name)
     );
-    let text = query.to_string().to_lowercase();
-    let correlated_with_empty = empty_aliases.iter().any(|alias| {
-        text.contains(&format!("{alias}."))
-            && !text.contains(&format!(" {alias} "))
-            && !text.contains(&format!("as {alias}"))
-    });
+    let (qualifiers, defined) = qualifiers_and_relations(&query);
+    let correlated_with_empty = qualifiers
+        .iter()
+        .any(|q| empty_aliases.contains(q) && !defined.contains(q));
     if !reads_empty && !correlated_with_empty {
         return false;
     }
@@ -355,16 +349,69 @@ fn never_answers(expr: &mut Expr, empty_aliases: &[String]) -> bool {
         ControlFlow::<()>::Continue(())
     });
     let empty = if is_array { "make_array()" } else { "NULL" };
-    *expr = if params.is_empty() {
-        parse_expr(empty).expect("valid")
+    let replacement = if params.is_empty() {
+        parse_expr(empty)
     } else {
         parse_expr(&format!(
             "CASE WHEN {} THEN {empty} ELSE {empty} END",
             params.join(" OR ")
         ))
-        .expect("valid")
     };
-    true
+    replace_with(expr, replacement)
+}
+
+/// The table qualifiers `query` uses in column references (`d` of `d.adbin`), and the
+/// names its own FROM clauses define (aliases, or table names without one), lower case.
+fn qualifiers_and_relations(query: &Query) -> (HashSet<String>, HashSet<String>) {
+    #[derive(Default)]
+    struct Names {
+        qualifiers: HashSet<String>,
+        defined: HashSet<String>,
+    }
+    impl Visitor for Names {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            if let Expr::CompoundIdentifier(parts) = expr {
+                if parts.len() >= 2 {
+                    let qualifier = &parts[parts.len() - 2];
+                    self.qualifiers.insert(qualifier.value.to_lowercase());
+                }
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+            match factor {
+                TableFactor::Table { name, alias, .. } => {
+                    let defined = match alias {
+                        Some(a) => a.name.value.clone(),
+                        None => name.0.last().map(|p| p.to_string()).unwrap_or_default(),
+                    };
+                    self.defined.insert(defined.to_lowercase());
+                }
+                TableFactor::Derived { alias: Some(a), .. }
+                | TableFactor::UNNEST { alias: Some(a), .. } => {
+                    self.defined.insert(a.name.value.to_lowercase());
+                }
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut names = Names::default();
+    let _ = query.visit(&mut names);
+    (names.qualifiers, names.defined)
+}
+
+/// Puts `replacement` in place of `expr` when there is one (a rewrite that does not
+/// parse leaves the statement as it was, for the real parser to report on).
+fn replace_with(expr: &mut Expr, replacement: Option<Expr>) -> bool {
+    match replacement {
+        Some(e) => {
+            *expr = e;
+            true
+        }
+        None => false,
+    }
 }
 
 /// `SELECT a AS x ... ORDER BY <expr with a sub-query>` -> the sort key computed in a
@@ -416,40 +463,23 @@ fn sort_by_subquery(statement: &mut Statement) -> bool {
     let Some(names) = names else {
         return false;
     };
+    // The sort keys with sub-queries move into the inner select list as __order_k.
     let mut inner = query.as_ref().clone();
-    let mut outer_order = Vec::new();
-    let mut extra = Vec::new();
-    for (k, o) in order.iter().enumerate() {
-        if has_subquery(&o.expr) {
-            let key = format!("__order_{k}");
-            extra.push(format!("{} AS {key}", o.expr));
-            let mut o = o.clone();
-            o.expr = Expr::Identifier(datafusion::sql::sqlparser::ast::Ident::new(key));
-            outer_order.push(o.to_string());
-        } else {
-            outer_order.push(o.to_string());
-        }
-    }
     inner.order_by = None;
-    let inner_sql = inner.to_string();
-    // Append the sort keys to the inner select list.
-    let Some(inner_select) = parse_query(&inner_sql) else {
+    let SetExpr::Select(inner_select) = inner.body.as_mut() else {
         return false;
     };
-    let mut inner = inner_select;
-    if let SetExpr::Select(select) = inner.body.as_mut() {
-        for e in &extra {
-            let Some((expr, alias)) = e.rsplit_once(" AS ") else {
-                return false;
-            };
-            let Some(expr) = parse_expr(expr) else {
-                return false;
-            };
-            select.projection.push(SelectItem::ExprWithAlias {
-                expr,
-                alias: datafusion::sql::sqlparser::ast::Ident::new(alias),
+    let mut outer_order = Vec::new();
+    for (k, o) in order.iter().enumerate() {
+        let mut o = o.clone();
+        if has_subquery(&o.expr) {
+            let key = Ident::new(format!("__order_{k}"));
+            inner_select.projection.push(SelectItem::ExprWithAlias {
+                expr: std::mem::replace(&mut o.expr, Expr::Identifier(key.clone())),
+                alias: key,
             });
         }
+        outer_order.push(o.to_string());
     }
     let sql = format!(
         "SELECT {} FROM ({inner}) AS __sorted ORDER BY {}",
@@ -494,10 +524,7 @@ impl VisitorMut for UniqueItemNames {
                             if let SelectItem::UnnamedExpr(e) = item {
                                 *item = SelectItem::ExprWithAlias {
                                     expr: e.clone(),
-                                    alias: datafusion::sql::sqlparser::ast::Ident::with_quote(
-                                        '"',
-                                        format!("{name}_{i}"),
-                                    ),
+                                    alias: Ident::with_quote('"', format!("{name}_{i}")),
                                 };
                                 *changed = true;
                             }
@@ -530,20 +557,13 @@ fn domain_base_walk(expr: &mut Expr) -> bool {
         return false;
     }
     // The anchor names the type the walk starts from: `WHERE t2.oid = <outer>.oid`.
-    let Some(start) = regex::Regex::new(r"(\w+)\.oid = (\w+\.oid)")
-        .expect("valid regex")
-        .captures(&text)
-        .map(|c| c[2].to_string())
-    else {
+    static ANCHOR: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(\w+)\.oid = (\w+\.oid)").expect("a valid constant regex")
+    });
+    let Some(start) = ANCHOR.captures(&text).map(|c| c[2].to_string()) else {
         return false;
     };
-    match parse_expr(&format!("pg_domain_base_type({start})")) {
-        Some(e) => {
-            *expr = e;
-            true
-        }
-        None => false,
-    }
+    replace_with(expr, parse_expr(&format!("pg_domain_base_type({start})")))
 }
 
 /// `x IN (SELECT e FROM ...)` -> `coalesce(array_has((SELECT array_agg(e) FROM ...), x),
@@ -570,15 +590,10 @@ fn in_subquery_as_array(expr: &mut Expr) -> bool {
     };
     set_single_item(&mut query, agg);
     let not = if *negated { "NOT " } else { "" };
-    match parse_expr(&format!(
+    let lookup = parse_expr(&format!(
         "{not}coalesce(array_has(({query}), {needle}), false)"
-    )) {
-        Some(e) => {
-            *expr = e;
-            true
-        }
-        None => false,
-    }
+    ));
+    replace_with(expr, lookup)
 }
 
 /// `x.reloptions` -> `CAST(NULL AS TEXT[])`.
@@ -592,8 +607,7 @@ fn null_column(expr: &mut Expr) -> bool {
     let Some((_, sql_type)) = NULL_CATALOG_COLUMNS.iter().find(|(c, _)| *c == column) else {
         return false;
     };
-    *expr = parse_expr(&format!("CAST(NULL AS {sql_type})")).expect("valid");
-    true
+    replace_with(expr, parse_expr(&format!("CAST(NULL AS {sql_type})")))
 }
 
 /// True when the statement reads a `pg_catalog` or `information_schema` table.
