@@ -18,5 +18,6 @@ mod persistence;
 mod pg_wire;
 mod psql;
 mod raw_protocol;
+mod sessions;
 mod sql_fuzz;
 mod tls;

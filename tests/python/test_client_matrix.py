@@ -229,3 +229,19 @@ def test_copy_text_format_keeps_tabs_newlines_backslashes_and_nulls(catalog):
         # TRUNCATE answers with Postgres' tag.
         assert conn.execute("TRUNCATE copied_text").statusmessage == "TRUNCATE TABLE"
         assert conn.execute("SELECT count(*) FROM copied_text").fetchone() == (0,)
+
+
+def test_set_reports_parameter_status_and_search_path_resolves(catalog):
+    """After SET of a reported parameter the driver sees the new value (ParameterStatus),
+    and search_path decides where psycopg's unqualified names resolve, per connection."""
+    with psycopg.connect(catalog.pg_dsn, autocommit=True) as conn, \
+            psycopg.connect(catalog.pg_dsn, autocommit=True) as other:
+        conn.execute("SET application_name = 'notebook'")
+        assert conn.info.parameter_status("application_name") == "notebook"
+        conn.execute("SET search_path TO matrix, public")
+        assert conn.info.parameter_status("search_path") == "matrix, public"
+        assert conn.execute("SELECT current_schema()").fetchone() == ("matrix",)
+        # matrix.events, unqualified (the first schema of the path that exists)
+        assert conn.execute("SELECT count(*) FROM events").fetchone() == (0,)
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            other.execute("SELECT count(*) FROM events")

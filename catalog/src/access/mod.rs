@@ -194,6 +194,11 @@ impl Caller {
         if self.may(privilege, &schema, &name) {
             return Ok(());
         }
+        let name = if schema == DEFAULT_SCHEMA {
+            name
+        } else {
+            format!("{schema}.{name}")
+        };
         Err(Error::PermissionDenied {
             message: format!(
                 "permission denied for table {name}: user \"{}\" may not {} it; a superuser can GRANT {} ON TABLE {name} TO \"{}\"",

@@ -18,9 +18,9 @@ use super::{current_caller, schema_and_name, Caller, Privilege};
 pub struct CheckAccess;
 
 impl AnalyzerRule for CheckAccess {
-    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+    fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> Result<LogicalPlan> {
         let caller = current_caller()?;
-        check_plan(&caller, &plan)?;
+        check_plan(&caller, &plan, &config.catalog.default_schema)?;
         Ok(plan)
     }
 
@@ -29,12 +29,20 @@ impl AnalyzerRule for CheckAccess {
     }
 }
 
-/// Checks every table `plan` touches.
-pub fn check_plan(caller: &Caller, plan: &LogicalPlan) -> Result<()> {
+/// Checks every table `plan` touches. A name without a schema is the table it was
+/// resolved to: the one in `default_schema`, the session's (`SET search_path`).
+pub fn check_plan(caller: &Caller, plan: &LogicalPlan, default_schema: &str) -> Result<()> {
     let Some(store) = caller.store() else {
         return Ok(());
     };
     let check = |privilege: Privilege, table: &TableReference| -> Result<()> {
+        let table = match table {
+            TableReference::Bare { table } => {
+                TableReference::partial(default_schema, table.as_ref())
+            }
+            other => other.clone(),
+        };
+        let table = &table;
         let (schema, name) = schema_and_name(table);
         let is_catalog_table = store.read(|c| c.find_object(&schema, &name).is_some());
         if is_catalog_table {

@@ -86,7 +86,7 @@ pub async fn validate(
         .statement_to_plan(DFStatement::Statement(Box::new(Statement::Query(query))))
         .await
         .map_err(Rejection::Invalid)?;
-    check_plan(&plan)?;
+    check_plan(&plan, &state.config_options().catalog.default_schema)?;
     Ok(Validated { sql, plan })
 }
 
@@ -156,7 +156,7 @@ fn last_part(name: &ObjectName) -> String {
 
 /// What the plan reads: only user tables (the AST check cannot see unqualified names
 /// that resolve into a system schema).
-fn check_plan(plan: &LogicalPlan) -> Result<(), Rejection> {
+fn check_plan(plan: &LogicalPlan, default_schema: &str) -> Result<(), Rejection> {
     let mut refused = None;
     let _ = plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node {
@@ -180,7 +180,7 @@ fn check_plan(plan: &LogicalPlan) -> Result<(), Rejection> {
         Ok(TreeNodeRecursion::Continue)
     });
     if let (None, Some(caller)) = (&refused, Caller::current()) {
-        if let Err(e) = insightflow_catalog::access::check_plan(&caller, plan) {
+        if let Err(e) = insightflow_catalog::access::check_plan(&caller, plan, default_schema) {
             refused = Some(e.strip_backtrace());
         }
     }

@@ -201,17 +201,16 @@ impl FlightSqlServer {
                 "catalog statements (CREATE, DROP, COPY) run through ExecuteUpdate, not a query",
             ));
         }
-        let plan = self
-            .engine
-            .ctx()
-            .state()
+        let state = self.engine.ctx().state();
+        let plan = state
             .statement_to_plan(stmt)
             .await
             .map_err(|e| to_status(&e))?;
         // Refuse at GetFlightInfo already, not only when the ticket is fetched.
+        let default_schema = &state.config_options().catalog.default_schema;
         current_caller()
             .map_err(DataFusionError::from)
-            .and_then(|caller| check_plan(&caller, &plan))
+            .and_then(|caller| check_plan(&caller, &plan, default_schema))
             .map_err(|e| to_status(&e))?;
         Ok(plan)
     }

@@ -19,6 +19,7 @@ use pgwire::api::{ClientInfo, ErrorHandler, PgWireServerHandlers};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
+use super::session::PgSession;
 use super::PgHandlers;
 use crate::error::sqlstate::{INVALID_AUTHORIZATION, TOO_MANY_CONNECTIONS};
 
@@ -63,16 +64,18 @@ impl Drop for Place {
 /// connection when it is over the cap.
 pub(crate) struct ConnectionHandlers {
     pub(crate) shared: Arc<PgHandlers>,
+    /// This connection's query handlers and settings.
+    pub(crate) session: Arc<PgSession>,
     pub(crate) admitted: bool,
 }
 
 impl PgWireServerHandlers for ConnectionHandlers {
     fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
-        self.shared.simple_query_handler()
+        self.session.clone()
     }
 
     fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
-        self.shared.extended_query_handler()
+        self.session.clone()
     }
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
@@ -85,7 +88,9 @@ impl PgWireServerHandlers for ConnectionHandlers {
     }
 
     fn copy_handler(&self) -> Arc<impl pgwire::api::copy::CopyHandler> {
-        self.shared.copy_handler()
+        Arc::new(super::copy::PgCopy {
+            ins: self.session.copy_ins.clone(),
+        })
     }
 
     fn error_handler(&self) -> Arc<impl ErrorHandler> {

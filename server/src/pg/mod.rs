@@ -21,8 +21,7 @@ use pgwire::api::auth::sasl::scram::ScramAuth;
 use pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use pgwire::api::auth::StartupHandler;
 use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
-use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::{ConnectionManager, ErrorHandler, PgWireServerHandlers};
+use pgwire::api::{ConnectionManager, ErrorHandler};
 use tokio::net::TcpListener;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::{self, ServerConfig};
@@ -61,7 +60,7 @@ pub struct PgHandlers {
     engine: Engine,
     limits: PgLimits,
     cap: Arc<ConnectionCap>,
-    session: Arc<PgSession>,
+    running: Arc<RunningQueries>,
     parameters: Arc<PgParameters>,
     auth: Arc<CatalogAuthSource>,
     connections: Arc<ConnectionManager>,
@@ -74,11 +73,7 @@ impl PgHandlers {
         let connections = Arc::new(ConnectionManager::new());
         let running = Arc::new(RunningQueries::default());
         Self {
-            session: Arc::new(PgSession::new(
-                engine.clone(),
-                running.clone(),
-                limits.statement_timeout,
-            )),
+            running: running.clone(),
             cap: ConnectionCap::new(limits.max_connections),
             limits,
             engine,
@@ -92,6 +87,15 @@ impl PgHandlers {
         }
     }
 
+    /// The query handlers of a new connection.
+    pub(crate) fn new_session(&self) -> Arc<PgSession> {
+        Arc::new(PgSession::new(
+            self.engine.clone(),
+            self.running.clone(),
+            self.limits.statement_timeout,
+        ))
+    }
+
     pub(crate) fn max_connections(&self) -> usize {
         self.limits.max_connections
     }
@@ -101,17 +105,10 @@ impl PgHandlers {
     }
 }
 
-impl PgWireServerHandlers for PgHandlers {
-    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
-        self.session.clone()
-    }
-
-    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
-        self.session.clone()
-    }
-
+/// What every connection shares; [`ConnectionHandlers`] adds each one's own session.
+impl PgHandlers {
     /// A fresh handler per connection: it holds that connection's SASL state.
-    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+    pub(crate) fn startup_handler(&self) -> Arc<impl StartupHandler> {
         Arc::new(
             SASLAuthStartupHandler::new(self.parameters.clone())
                 .with_scram(ScramAuth::new(self.auth.clone()))
@@ -119,17 +116,11 @@ impl PgWireServerHandlers for PgHandlers {
         )
     }
 
-    fn error_handler(&self) -> Arc<impl ErrorHandler> {
+    pub(crate) fn error_handler(&self) -> Arc<impl ErrorHandler> {
         Arc::new(PgErrors)
     }
 
-    fn copy_handler(&self) -> Arc<impl pgwire::api::copy::CopyHandler> {
-        Arc::new(copy::PgCopy {
-            ins: self.session.copy_ins.clone(),
-        })
-    }
-
-    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+    pub(crate) fn cancel_handler(&self) -> Arc<impl CancelHandler> {
         self.cancel.clone()
     }
 }
@@ -146,6 +137,7 @@ pub async fn serve(listener: TcpListener, handlers: Arc<PgHandlers>, tls: Option
                     monitor.connection_refused();
                 }
                 let connection = ConnectionHandlers {
+                    session: handlers.new_session(),
                     shared: handlers.clone(),
                     admitted: place.admitted,
                 };

@@ -11,6 +11,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
@@ -46,9 +47,11 @@ const STATEMENT_TIMEOUT_MS: &str = "statement_timeout_ms";
 /// Marks a session that got the server's defaults.
 const DEFAULTS_APPLIED: &str = "insightflow.defaults";
 
-/// The query handlers of every pg connection.
+/// The query handlers of one pg connection.
 pub(crate) struct PgSession {
     engine: Engine,
+    /// This connection's context: `SET` changes it and no other session.
+    ctx: Arc<SessionContext>,
     inner: Arc<DfSessionService>,
     parser: Arc<PgParser>,
     running: Arc<RunningQueries>,
@@ -69,10 +72,8 @@ impl PgSession {
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
         ];
-        let inner = Arc::new(DfSessionService::new_with_hooks(
-            engine.ctx().clone(),
-            hooks,
-        ));
+        let ctx = engine.session_context();
+        let inner = Arc::new(DfSessionService::new_with_hooks(ctx.clone(), hooks));
         let parser = Arc::new(PgParser {
             engine: engine.clone(),
             inner: ExtendedQueryHandler::query_parser(inner.as_ref()),
@@ -80,6 +81,7 @@ impl PgSession {
         });
         Self {
             engine,
+            ctx,
             inner,
             parser,
             running,
@@ -151,7 +153,7 @@ impl PgSession {
         let outcome = self
             .engine
             .catalog()
-            .execute(self.engine.ctx(), stmt)
+            .execute(&self.ctx, stmt)
             .await
             .map_err(|e| to_pg_error(&e))?;
         Ok(Response::Execution(tag_of(&outcome)))
@@ -325,7 +327,11 @@ impl PgSession {
                         let metadata = client.metadata_mut();
                         metadata.remove(STATEMENT_TIMEOUT_MS);
                         metadata.remove(DEFAULTS_APPLIED);
+                        metadata.remove("search_path");
                         self.apply_defaults(client);
+                        // The session's SETs (search_path's schema included) are undone.
+                        *self.ctx.state_ref().write().config_mut() =
+                            self.engine.ctx().copied_config();
                         responses.push(Response::Execution(Tag::new("RESET")))
                     }
                     SessionStatement::Sql(sql) => {

@@ -2,6 +2,8 @@
 //! `SHOW server_version[_num]` (it reports its own name, which drivers cannot parse) and
 //! `SAVEPOINT` / `RELEASE` / `ROLLBACK TO` (it refuses them; psycopg and pgjdbc send them
 //! inside transactions). Reads need no savepoints, so they are accepted as no-ops.
+//! `SET search_path` picks the schema that unqualified names resolve in, for this
+//! session only, and is reported back (`SHOW`, ParameterStatus) as the client wrote it.
 
 use std::sync::Arc;
 
@@ -9,11 +11,14 @@ use async_trait::async_trait;
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::ast::{Expr, Set, Statement};
 use datafusion_postgres::hooks::{HookClient, QueryHook};
+use insightflow_catalog::DEFAULT_SCHEMA;
 use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::{ClientInfo, Type};
 use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::startup::ParameterStatus;
+use pgwire::messages::PgWireBackendMessage;
 
 use crate::pg_compat::SERVER_VERSION;
 
@@ -28,6 +33,78 @@ fn savepoint_tag(statement: &Statement) -> Option<&'static str> {
         } => Some("ROLLBACK"),
         _ => None,
     }
+}
+
+/// The schemas of `SET search_path TO a, b` (or `= 'a, b'`), in order.
+fn search_path(statement: &Statement) -> Option<Vec<String>> {
+    let Statement::Set(Set::SingleAssignment {
+        variable, values, ..
+    }) = statement
+    else {
+        return None;
+    };
+    if !variable.to_string().eq_ignore_ascii_case("search_path") {
+        return None;
+    }
+    let names = values
+        .iter()
+        .flat_map(|value| {
+            match value {
+                Expr::Value(v) => v.clone().into_string().unwrap_or_default(),
+                Expr::Identifier(ident) => ident.value.clone(),
+                other => other.to_string(),
+            }
+            .split(',')
+            .map(|name| name.trim().trim_matches('"').to_string())
+            .collect::<Vec<_>>()
+        })
+        .filter(|name| !name.is_empty())
+        .collect();
+    Some(names)
+}
+
+/// Unqualified names of this session resolve in the first schema of `path` that exists
+/// (Postgres searches them all; DataFusion has one default schema). `pg_catalog` and
+/// `"$user"` are skipped, and with none left the schema is `public`.
+async fn set_search_path(
+    ctx: &SessionContext,
+    client: &mut dyn HookClient,
+    path: &[String],
+) -> PgWireResult<Response> {
+    use_search_path(ctx, path);
+    let value = path.join(", ");
+    client
+        .metadata_mut()
+        .insert("search_path".to_string(), value.clone());
+    client
+        .send_message(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+            "search_path".to_string(),
+            value,
+        )))
+        .await?;
+    Ok(Response::Execution(Tag::new("SET")))
+}
+
+fn use_search_path(ctx: &SessionContext, path: &[String]) {
+    let state = ctx.state();
+    let catalog_name = &state.config_options().catalog.default_catalog;
+    let exists = |schema: &str| {
+        ctx.catalog(catalog_name)
+            .is_some_and(|catalog| catalog.schema(schema).is_some())
+    };
+    let schema = path
+        .iter()
+        .find(|name| !matches!(name.as_str(), "pg_catalog" | "$user") && exists(name))
+        .map(String::as_str)
+        .unwrap_or(DEFAULT_SCHEMA)
+        .to_string();
+    tracing::debug!(%schema, "search_path");
+    ctx.state_ref()
+        .write()
+        .config_mut()
+        .options_mut()
+        .catalog
+        .default_schema = schema;
 }
 
 fn server_setting(statement: &Statement) -> Option<(&'static str, String)> {
@@ -54,9 +131,12 @@ impl QueryHook for PgCompatHook {
     async fn handle_simple_query(
         &self,
         statement: &Statement,
-        _ctx: &SessionContext,
-        _client: &mut dyn HookClient,
+        ctx: &SessionContext,
+        client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
+        if let Some(path) = search_path(statement) {
+            return Some(set_search_path(ctx, client, &path).await);
+        }
         if let Some(tag) = savepoint_tag(statement) {
             return Some(Ok(Response::Execution(Tag::new(tag))));
         }
@@ -109,9 +189,12 @@ impl QueryHook for PgCompatHook {
         statement: &Statement,
         _plan: &LogicalPlan,
         _params: &ParamValues,
-        _ctx: &SessionContext,
-        _client: &mut dyn HookClient,
+        ctx: &SessionContext,
+        client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
+        if let Some(path) = search_path(statement) {
+            return Some(set_search_path(ctx, client, &path).await);
+        }
         savepoint_tag(statement).map(|tag| Ok(Response::Execution(Tag::new(tag))))
     }
 }

@@ -12,6 +12,8 @@
 //! - `pg_relation_is_publishable`: false, for an oid or its text — there are no
 //!   publications.
 //! - `session_user` (what `current_user` and `user` become): the connected user.
+//! - `current_schema()`: the schema unqualified names resolve in, the session's
+//!   (`SET search_path`).
 //! - `current_setting(name [, missing_ok])`: the session's DataFusion settings by their
 //!   full name, and the Postgres parameters InsightFlow reports; an unknown name is
 //!   SQLSTATE 42704 unless `missing_ok`.
@@ -41,6 +43,8 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
+
+use insightflow_catalog::DEFAULT_SCHEMA;
 
 use super::{builtin_type_name, SERVER_VERSION};
 
@@ -74,6 +78,7 @@ pub fn register(ctx: &SessionContext) {
         ScalarValue::Boolean(Some(false)),
     )));
     ctx.register_udf(ScalarUDF::new_from_impl(SessionUser::new()));
+    ctx.register_udf(ScalarUDF::new_from_impl(CurrentSchema::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(CurrentSetting::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(SetConfig::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(OidvectorTypes::new()));
@@ -191,7 +196,12 @@ impl ScalarUDFImpl for CurrentSetting {
                 out.push(None);
                 continue;
             };
-            let value = pg_parameter(&name).map(str::to_string).or_else(|| {
+            let schema = &args.config_options.catalog.default_schema;
+            let value = match name.as_str() {
+                "search_path" if schema != DEFAULT_SCHEMA => Some(schema.clone()),
+                _ => pg_parameter(&name).map(str::to_string),
+            };
+            let value = value.or_else(|| {
                 if name == "timezone" {
                     return Some(
                         args.config_options
@@ -565,5 +575,34 @@ impl ScalarUDFImpl for SessionUser {
     fn invoke_with_args(&self, _: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let user = insightflow_catalog::Caller::current().map(|c| c.name().to_string());
         Ok(ColumnarValue::Scalar(ScalarValue::Utf8(user)))
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct CurrentSchema {
+    signature: Signature,
+}
+
+impl CurrentSchema {
+    fn new() -> Self {
+        Self {
+            signature: Signature::nullary(Volatility::Stable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for CurrentSchema {
+    fn name(&self) -> &str {
+        "current_schema"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let schema = args.config_options.catalog.default_schema.clone();
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(schema))))
     }
 }
