@@ -198,13 +198,6 @@ impl Engine {
         &self.ctx
     }
 
-    /// A context for one client session: it shares the engine's catalog, functions and
-    /// runtime (memory pool, caches), while its settings (`SET`, the default schema that
-    /// `search_path` picks) are its own.
-    pub fn session_context(&self) -> Arc<SessionContext> {
-        Arc::new(SessionContext::new_with_state(self.ctx.state()))
-    }
-
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
     }

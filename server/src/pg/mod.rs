@@ -7,6 +7,7 @@ mod copy;
 mod copy_text;
 mod session;
 mod show;
+mod temp_tables;
 mod track;
 
 use std::fs::File;

@@ -34,6 +34,7 @@ use tracing::{debug, Instrument};
 use super::cancel::RunningQueries;
 use super::copy::{self, CopyCommand, CopyIns};
 use super::show::PgCompatHook;
+use super::temp_tables::TempTables;
 use super::track;
 use crate::engine::Engine;
 use crate::error::{refine_pg_error, to_pg_error};
@@ -52,6 +53,8 @@ pub(crate) struct PgSession {
     engine: Engine,
     /// This connection's context: `SET` changes it and no other session.
     ctx: Arc<SessionContext>,
+    /// This connection's temporary tables (in `ctx`).
+    temp: TempTables,
     inner: Arc<DfSessionService>,
     parser: Arc<PgParser>,
     running: Arc<RunningQueries>,
@@ -72,16 +75,19 @@ impl PgSession {
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
         ];
-        let ctx = engine.session_context();
+        let temp = TempTables::default();
+        let ctx = temp.session_context(engine.ctx());
         let inner = Arc::new(DfSessionService::new_with_hooks(ctx.clone(), hooks));
         let parser = Arc::new(PgParser {
             engine: engine.clone(),
+            temp: temp.clone(),
             inner: ExtendedQueryHandler::query_parser(inner.as_ref()),
             notices: Mutex::new(HashMap::new()),
         });
         Self {
             engine,
             ctx,
+            temp,
             inner,
             parser,
             running,
@@ -257,6 +263,14 @@ fn tag_of(outcome: &CatalogOutcome) -> Tag {
     }
 }
 
+/// What DataFusion runs for `sql` when it is one statement on temporary tables.
+fn temp_statement(temp: &TempTables, sql: &str) -> Option<String> {
+    match Engine::parse(sql).ok()?.as_slice() {
+        [stmt] => temp.rewrite(stmt).map(|stmt| stmt.to_string()),
+        _ => None,
+    }
+}
+
 /// The one statement of `sql` if the catalog must run it.
 fn catalog_statement(sql: &str) -> Option<DFStatement> {
     let mut stmts = Engine::parse(sql).ok()?;
@@ -360,7 +374,12 @@ impl PgSession {
         };
         let mut responses = Vec::with_capacity(stmts.len());
         for stmt in stmts {
-            let result = if Catalog::handles(&stmt) {
+            // Temporary tables are DataFusion's memory tables, never the catalog's.
+            let (stmt, temp) = match self.temp.rewrite(&stmt) {
+                Some(rewritten) => (rewritten, true),
+                None => (stmt, false),
+            };
+            let result = if !temp && Catalog::handles(&stmt) {
                 debug!(statement = %stmt, "catalog statement");
                 self.run_catalog_statement(stmt).await.map(|r| vec![r])
             } else {
@@ -475,6 +494,7 @@ impl PgSession {
 /// (planned nothing) so `do_query` can hand them to the catalog.
 pub(crate) struct PgParser {
     engine: Engine,
+    temp: TempTables,
     inner: Arc<Parser>,
     /// Notices raised while planning (the SQL `ask` generated), by connection, until
     /// the portal runs: Parse has no way to send them.
@@ -526,7 +546,9 @@ impl QueryParser for PgParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        if catalog_statement(sql).is_some() || copy::parse(sql).is_some() {
+        let temp_sql = temp_statement(&self.temp, sql);
+        let sql = temp_sql.as_deref().unwrap_or(sql);
+        if temp_sql.is_none() && (catalog_statement(sql).is_some() || copy::parse(sql).is_some()) {
             return Ok(Some((sql.to_string(), None)));
         }
         let caller = session_caller(&self.engine, client);
