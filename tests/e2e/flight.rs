@@ -336,3 +336,87 @@ async fn metadata_for_jdbc_keys_types_and_sql_info_by_id() {
     assert_eq!(schema.field(0).name(), "region");
     assert_eq!(schema.field(1).name(), "total");
 }
+
+/// Sends Flight's `CancelFlightInfo` action for `info`.
+async fn cancel_flight_info(
+    client: &mut FlightSqlServiceClient<Channel>,
+    info: &arrow_flight::FlightInfo,
+) -> arrow_flight::CancelStatus {
+    use prost::Message;
+    let request = arrow_flight::CancelFlightInfoRequest::new(info.clone());
+    let action = arrow_flight::Action::new("CancelFlightInfo", request.encode_to_vec());
+    let mut results: Vec<arrow_flight::Result> = client
+        .do_action(action)
+        .await
+        .expect("CancelFlightInfo")
+        .try_collect()
+        .await
+        .expect("result");
+    let result = arrow_flight::CancelFlightInfoResult::decode(results.remove(0).body).unwrap();
+    result.status()
+}
+
+#[tokio::test]
+async fn cancel_flight_info_stops_the_running_query_only() {
+    let server = TestServer::spawn();
+    let mut client = client(&server).await;
+    // A query that would stream for minutes.
+    let endless = "SELECT value FROM generate_series(1, 10000000000) AS t(value)";
+    let info = client.execute(endless.into(), None).await.unwrap();
+    let other = client.execute(endless.into(), None).await.unwrap();
+    assert_ne!(
+        info.endpoint[0].ticket, other.endpoint[0].ticket,
+        "tickets are per FlightInfo"
+    );
+
+    // Not running yet: nothing to cancel.
+    assert_eq!(
+        cancel_flight_info(&mut client, &info).await,
+        arrow_flight::CancelStatus::NotCancellable
+    );
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let mut stream = client.do_get(ticket).await.expect("do_get");
+    let first = stream.try_next().await.expect("first batch").expect("rows");
+    assert!(first.num_rows() > 0);
+    // The other FlightInfo is not running: cancelling it leaves this one alone.
+    assert_eq!(
+        cancel_flight_info(&mut client, &other).await,
+        arrow_flight::CancelStatus::NotCancellable
+    );
+    assert!(stream.try_next().await.expect("still streaming").is_some());
+
+    assert_eq!(
+        cancel_flight_info(&mut client, &info).await,
+        arrow_flight::CancelStatus::Cancelled
+    );
+    let error = loop {
+        match stream.try_next().await {
+            Ok(Some(_)) => continue, // batches already on the way
+            Ok(None) => panic!("the stream ended without the cancel error"),
+            Err(e) => break e.to_string(),
+        }
+    };
+    assert!(
+        error.contains("57014") && error.contains("user request"),
+        "{error}"
+    );
+
+    // Recorded as canceled; the server goes on.
+    let log = client
+        .execute(
+            format!(
+                "SELECT status FROM system.query_log WHERE statement = '{}' AND protocol = 'flight'",
+                endless.replace('\'', "''")
+            ),
+            None,
+        )
+        .await
+        .unwrap();
+    let batches = fetch(&mut client, log).await;
+    let status = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .map(|a| a.value(0).to_string());
+    assert_eq!(status.as_deref(), Some("canceled"));
+}

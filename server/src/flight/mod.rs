@@ -6,6 +6,7 @@
 //! holds what `DoGet` needs to run the statement (Grafana's Flight SQL source relies on
 //! one endpoint).
 
+mod cancel;
 mod ingest;
 mod metadata;
 mod track;
@@ -19,17 +20,19 @@ use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
-    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
-    ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetCrossReference,
-    CommandGetDbSchemas, CommandGetExportedKeys, CommandGetImportedKeys, CommandGetPrimaryKeys,
-    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo,
-    CommandPreparedStatementQuery, CommandPreparedStatementUpdate, CommandStatementIngest,
-    CommandStatementQuery, CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt,
-    SqlInfo, TicketStatementQuery,
+    ActionCancelQueryRequest, ActionCancelQueryResult, ActionClosePreparedStatementRequest,
+    ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult, Any,
+    CommandGetCatalogs, CommandGetCrossReference, CommandGetDbSchemas, CommandGetExportedKeys,
+    CommandGetImportedKeys, CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes,
+    CommandGetTables, CommandGetXdbcTypeInfo, CommandPreparedStatementQuery,
+    CommandPreparedStatementUpdate, CommandStatementIngest, CommandStatementQuery,
+    CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
+    TicketStatementQuery,
 };
 use arrow_flight::{
-    Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
-    IpcMessage, SchemaAsIpc, Ticket,
+    Action, ActionType, CancelFlightInfoRequest, CancelFlightInfoResult, FlightDescriptor,
+    FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage, SchemaAsIpc,
+    Ticket,
 };
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine as _;
@@ -58,6 +61,7 @@ use tokio::time::{Duration, Instant};
 use tracing::Instrument;
 
 use crate::monitor::{Tracked, Who};
+use cancel::RunningTickets;
 use track::Tokens;
 
 type DoGetStream = <FlightSqlServer as FlightService>::DoGetStream;
@@ -78,6 +82,8 @@ pub struct FlightSqlServer {
     prepared: Arc<Mutex<HashMap<String, Prepared>>>,
     /// How long a statement may run, planning included; `None`: no limit.
     statement_timeout: Option<Duration>,
+    /// The DoGet streams running now, for CancelFlightInfo.
+    running: RunningTickets,
 }
 
 impl FlightSqlServer {
@@ -87,6 +93,7 @@ impl FlightSqlServer {
             tokens: Tokens::default(),
             prepared: Arc::default(),
             statement_timeout,
+            running: RunningTickets::default(),
         }
     }
 
@@ -215,13 +222,15 @@ impl FlightSqlServer {
         Ok(plan)
     }
 
-    /// Streams `plan`'s rows as `caller`, recorded in `tracked`, until the deadline.
+    /// Streams `plan`'s rows as `caller`, recorded in `tracked`, until the deadline or
+    /// until `ticket` is cancelled.
     async fn stream_plan(
         &self,
         caller: &Caller,
         plan: LogicalPlan,
         tracked: Tracked,
         deadline: Option<Instant>,
+        ticket: bytes::Bytes,
     ) -> Result<Response<DoGetStream>, Status> {
         let started = caller
             .clone()
@@ -229,6 +238,7 @@ impl FlightSqlServer {
             .await;
         match started {
             Ok(stream) => {
+                let stream = self.running.cancellable(ticket, stream);
                 let stream = track::follow(tracked, stream, deadline);
                 Ok(Response::new(Box::pin(caller.clone().scope_stream(stream))))
             }
@@ -349,6 +359,25 @@ pub fn positional_placeholders(sql: &str) -> String {
             other => other.to_string(),
         })
         .collect()
+}
+
+/// The action type Flight defines for cancelling a FlightInfo's queries.
+const CANCEL_FLIGHT_INFO: &str = "CancelFlightInfo";
+
+/// A statement ticket's handle: a fresh id, so that each FlightInfo's query can be
+/// cancelled on its own, then the SQL.
+fn statement_handle(sql: &str) -> bytes::Bytes {
+    format!("{}:{sql}", uuid::Uuid::new_v4().simple()).into()
+}
+
+/// The SQL of a handle made by [`statement_handle`].
+fn handle_sql(handle: &[u8]) -> Result<String, Status> {
+    std::str::from_utf8(handle)
+        .ok()
+        .and_then(|text| text.split_once(':'))
+        .filter(|(id, _)| id.len() == 32)
+        .map(|(_, sql)| sql.to_string())
+        .ok_or_else(|| Status::invalid_argument("ticket is not a statement of this server"))
 }
 
 fn info_for(
@@ -488,7 +517,7 @@ impl FlightSqlService for FlightSqlServer {
         };
         let schema = plan.schema().as_arrow().clone();
         let ticket = TicketStatementQuery {
-            statement_handle: query.query.into_bytes().into(),
+            statement_handle: statement_handle(&query.query),
         };
         Ok(Response::new(info_for(
             ticket,
@@ -504,12 +533,13 @@ impl FlightSqlService for FlightSqlServer {
     ) -> Result<Response<DoGetStream>, Status> {
         let who = self.who(&request)?;
         let caller = self.engine.caller(&who.user);
-        let sql = String::from_utf8(ticket.statement_handle.to_vec())
-            .map_err(|_| Status::invalid_argument("ticket is not a statement"))?;
+        let sql = handle_sql(&ticket.statement_handle)?;
         let deadline = self.deadline();
         let tracked = self.engine.monitor().begin(who, &sql);
         let plan = self.plan(&caller, &sql, &tracked).await?;
-        self.stream_plan(&caller, plan, tracked, deadline).await
+        let ticket = request.into_inner().ticket;
+        self.stream_plan(&caller, plan, tracked, deadline, ticket)
+            .await
     }
 
     async fn do_action_create_prepared_statement(
@@ -585,7 +615,9 @@ impl FlightSqlService for FlightSqlServer {
         let tracked = self.admit(&who, &prepared.sql)?;
         let plan = Self::bound_plan(&prepared).inspect_err(|s| track::failed(&tracked, s))?;
         let deadline = self.deadline();
-        self.stream_plan(&caller, plan, tracked, deadline).await
+        let ticket = request.into_inner().ticket;
+        self.stream_plan(&caller, plan, tracked, deadline, ticket)
+            .await
     }
 
     async fn do_put_prepared_statement_update(
@@ -616,6 +648,52 @@ impl FlightSqlService for FlightSqlServer {
         let result = self.bounded(caller.scope(run)).await;
         track::counted(&tracked, &result);
         result
+    }
+
+    /// `CancelQuery` (Flight SQL's own, older than `CancelFlightInfo`).
+    async fn do_action_cancel_query(
+        &self,
+        query: ActionCancelQueryRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCancelQueryResult, Status> {
+        self.authenticate(&request)?;
+        let info = FlightInfo::decode(query.info)
+            .map_err(|e| Status::invalid_argument(format!("CancelQuery: not a FlightInfo: {e}")))?;
+        Ok(ActionCancelQueryResult {
+            result: self.running.cancel(&info) as i32,
+        })
+    }
+
+    /// `CancelFlightInfo`, the action Flight itself defines for cancelling.
+    async fn do_action_fallback(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
+        self.authenticate(&request)?;
+        let action = request.into_inner();
+        if action.r#type != CANCEL_FLIGHT_INFO {
+            return Err(Status::invalid_argument(format!(
+                "unknown action {:?}: this server knows the Flight SQL actions and {CANCEL_FLIGHT_INFO}",
+                action.r#type
+            )));
+        }
+        let info = CancelFlightInfoRequest::decode(action.body)
+            .map_err(|e| Status::invalid_argument(format!("{CANCEL_FLIGHT_INFO}: {e}")))?
+            .info
+            .ok_or_else(|| Status::invalid_argument("CancelFlightInfo without a FlightInfo"))?;
+        let result = CancelFlightInfoResult::new(self.running.cancel(&info));
+        let body = arrow_flight::Result::new(result.encode_to_vec());
+        Ok(Response::new(Box::pin(futures::stream::iter([Ok(body)]))))
+    }
+
+    async fn list_custom_actions(&self) -> Option<Vec<Result<ActionType, Status>>> {
+        Some(vec![Ok(ActionType {
+            r#type: CANCEL_FLIGHT_INFO.to_string(),
+            description: "Cancels the running queries of a FlightInfo\n
+                Request Message: CancelFlightInfoRequest\n
+                Response Message: CancelFlightInfoResult"
+                .to_string(),
+        })])
     }
 
     async fn do_action_close_prepared_statement(
