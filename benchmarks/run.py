@@ -4,6 +4,7 @@ prints ratios (absolute times on shared machines drift; ratios much less).
     benchmarks/run.sh tpch --scale 1 --runs 3
     benchmarks/run.sh wire --scale 1
     benchmarks/run.sh concurrency --clients 1,10,50,100
+    benchmarks/run.sh ingest --scale 1
     benchmarks/run.sh functions --rows 10000000
 
 Suites:
@@ -12,6 +13,8 @@ Suites:
   wire         all of lineitem: InsightFlow pgwire text/binary and Flight SQL against
                PostgreSQL's own server.
   concurrency  many clients running small aggregates: InsightFlow against PostgreSQL.
+  ingest       lineitem as CSV into a table: CREATE TABLE AS, COPY FROM STDIN and Flight
+               bulk ingest, against DuckDB read_csv and PostgreSQL COPY.
   functions    profile() and quality() over a wide table, against DuckDB's SUMMARIZE.
 
 Results go to benchmarks/results/<suite>.json and .md (the README quotes the tables).
@@ -40,9 +43,9 @@ def markdown(report: dict) -> str:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("suite", choices=["tpch", "wire", "concurrency", "functions"])
+    parser.add_argument("suite", choices=["tpch", "wire", "concurrency", "ingest", "functions"])
     parser.add_argument("--runs", type=int, default=3, help="timed runs per measure (median)")
-    parser.add_argument("--scale", type=float, default=1, help="TPC-H scale factor (tpch, wire, concurrency)")
+    parser.add_argument("--scale", type=float, default=1, help="TPC-H scale factor (tpch, wire, concurrency, ingest)")
     parser.add_argument("--queries", help="tpch: comma-separated query numbers (default all 22)")
     parser.add_argument("--python-rows", action="store_true", help="wire: also time psycopg fetchall()")
     parser.add_argument("--clients", default="1,10,16,50,100", help="concurrency: client counts")

@@ -24,8 +24,8 @@ def tpch_data(scale: float) -> Path:
     if not all(table_path(folder, t) for t in TABLES):
         folder.mkdir(parents=True, exist_ok=True)
         log(f"generating TPC-H SF{scale:g} with tpchgen-cli into {folder}")
-        subprocess.run([str(TOOLS / "tpchgen-cli"), "--scale-factor", f"{scale:g}",
-                        "--format", "parquet", "--output-dir", str(folder)], check=True)
+        subprocess.run([str(TOOLS / "tpchgen-cli"), "parquet", "--scale-factor", f"{scale:g}",
+                        "--output-dir", str(folder)], check=True)
     return folder
 
 

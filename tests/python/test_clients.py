@@ -139,6 +139,17 @@ def test_adbc_flight_sql(server):
         assert "unit_price" in table.column_names
 
 
+def test_adbc_runs_catalog_statements_through_execute(server):
+    """ADBC's DB-API prepares every statement: CREATE and DROP run when executed."""
+    with flight_connect(server) as conn, conn.cursor() as cur:
+        cur.execute("CREATE VIEW adbc_east AS SELECT * FROM sales WHERE region = 'East'")
+        cur.execute("SELECT count(*) FROM adbc_east")
+        assert cur.fetchone()[0] == 512
+        cur.execute("DROP VIEW adbc_east")
+        with pytest.raises(adbc_driver_manager.Error, match="adbc_east"):
+            cur.execute("SELECT count(*) FROM adbc_east")
+
+
 def test_adbc_flight_sql_metadata(server):
     with flight_connect(server) as conn:
         objects = conn.adbc_get_objects(depth="tables").read_all().to_pylist()

@@ -66,11 +66,13 @@ use track::Tokens;
 
 type DoGetStream = <FlightSqlServer as FlightService>::DoGetStream;
 
-/// A prepared statement: its SQL, plan and the parameters last bound to it.
+/// A prepared statement: its SQL, plan and the parameters last bound to it. A catalog
+/// statement (`CREATE`, `DROP`, ...) has no plan: it runs when executed (ADBC prepares
+/// every statement its DB-API `execute` gets).
 #[derive(Debug, Clone)]
 struct Prepared {
     sql: String,
-    plan: LogicalPlan,
+    plan: Option<LogicalPlan>,
     params: Option<ParamValues>,
 }
 
@@ -320,13 +322,34 @@ impl FlightSqlServer {
     }
 
     fn bound_plan(prepared: &Prepared) -> Result<LogicalPlan, Status> {
+        let plan = prepared
+            .plan
+            .clone()
+            .ok_or_else(|| Status::invalid_argument("a catalog statement takes no parameters"))?;
         match &prepared.params {
-            Some(params) => prepared
-                .plan
-                .clone()
+            Some(params) => plan
                 .with_param_values(params.clone())
                 .map_err(|e| to_status(&e)),
-            None => Ok(prepared.plan.clone()),
+            None => Ok(plan),
+        }
+    }
+
+    /// Keeps a prepared statement under a new handle.
+    fn prepare(
+        &self,
+        sql: String,
+        plan: Option<LogicalPlan>,
+    ) -> ActionCreatePreparedStatementResult {
+        let handle = uuid::Uuid::new_v4().simple().to_string();
+        let prepared = Prepared {
+            sql,
+            plan,
+            params: None,
+        };
+        lock(&self.prepared).insert(handle.clone(), prepared);
+        ActionCreatePreparedStatementResult {
+            prepared_statement_handle: handle.into_bytes().into(),
+            ..Default::default()
         }
     }
 }
@@ -359,6 +382,11 @@ pub fn positional_placeholders(sql: &str) -> String {
             other => other.to_string(),
         })
         .collect()
+}
+
+/// Whether `sql` is one statement the catalog runs (`CREATE`, `DROP`, `GRANT`, ...).
+fn is_catalog_statement(sql: &str) -> bool {
+    matches!(Engine::parse(sql).as_deref(), Ok([stmt]) if insightflow_catalog::Catalog::handles(stmt))
 }
 
 /// The action type Flight defines for cancelling a FlightInfo's queries.
@@ -549,6 +577,9 @@ impl FlightSqlService for FlightSqlServer {
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let who = self.who(&request)?;
         let caller = self.engine.caller(&who.user);
+        if is_catalog_statement(&query.query) {
+            return Ok(self.prepare(query.query, None));
+        }
         let tracked = self.admit(&who, &query.query)?;
         let plan = self.plan(&caller, &query.query, &tracked).await?;
         tracked.discard();
@@ -559,20 +590,10 @@ impl FlightSqlService for FlightSqlServer {
         } else {
             schema_bytes(&params)?
         };
-        let handle = uuid::Uuid::new_v4().simple().to_string();
-        lock(&self.prepared).insert(
-            handle.clone(),
-            Prepared {
-                sql: query.query,
-                plan,
-                params: None,
-            },
-        );
-        Ok(ActionCreatePreparedStatementResult {
-            prepared_statement_handle: handle.into_bytes().into(),
-            dataset_schema,
-            parameter_schema,
-        })
+        let mut result = self.prepare(query.query, Some(plan));
+        result.dataset_schema = dataset_schema;
+        result.parameter_schema = parameter_schema;
+        Ok(result)
     }
 
     async fn do_put_prepared_statement_query(
@@ -598,9 +619,16 @@ impl FlightSqlService for FlightSqlServer {
         cmd: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(&request)?;
+        let who = self.who(&request)?;
         let prepared = self.prepared(&cmd.prepared_statement_handle)?;
-        let schema = prepared.plan.schema().as_arrow().clone();
+        let schema = match &prepared.plan {
+            Some(plan) => plan.schema().as_arrow().clone(),
+            None => {
+                // Executing a catalog statement: it runs now; its result has no rows.
+                self.execute_update(&who, &prepared.sql).await?;
+                Schema::empty()
+            }
+        };
         Ok(Response::new(info_for(cmd, &schema, request.into_inner())?))
     }
 
@@ -612,6 +640,12 @@ impl FlightSqlService for FlightSqlServer {
         let who = self.who(&request)?;
         let caller = self.engine.caller(&who.user);
         let prepared = self.prepared(&query.prepared_statement_handle)?;
+        if prepared.plan.is_none() {
+            // A catalog statement ran at GetFlightInfo.
+            return Ok(batch_stream(RecordBatch::new_empty(Arc::new(
+                Schema::empty(),
+            ))));
+        }
         let tracked = self.admit(&who, &prepared.sql)?;
         let plan = Self::bound_plan(&prepared).inspect_err(|s| track::failed(&tracked, s))?;
         let deadline = self.deadline();
