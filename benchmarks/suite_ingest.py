@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 from harness import POSTGRES_DSN, Server, log, ratio
 from suite_tpch import table_path, tpch_data
-from suite_wire import pg_type
+from suite_wire import pg_type, plain_strings
 
 CHUNK = 1 << 20
 
@@ -24,7 +24,7 @@ def csv_file(folder: Path) -> Path:
     path = folder / "lineitem.csv"
     if not path.exists():
         log(f"writing {path}")
-        pacsv.write_csv(pq.read_table(table_path(folder, "lineitem")), path)
+        pacsv.write_csv(plain_strings(pq.read_table(table_path(folder, "lineitem"))), path)
     return path
 
 

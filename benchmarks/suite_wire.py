@@ -36,6 +36,13 @@ def pg_type(t: pa.DataType) -> str:
     return "text"
 
 
+def plain_strings(table: pa.Table) -> pa.Table:
+    """`table` with string views as plain strings (tpchgen writes views; CSV needs plain)."""
+    schema = pa.schema([f.with_type(pa.string()) if f.type == pa.string_view() else f
+                        for f in table.schema])
+    return table.cast(schema)
+
+
 def load_postgres(table: pa.Table, name: str) -> None:
     """`lineitem` into PostgreSQL once (kept between runs: loading takes a minute)."""
     with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
@@ -47,7 +54,7 @@ def load_postgres(table: pa.Table, name: str) -> None:
         conn.execute(f"DROP TABLE IF EXISTS {name}")
         conn.execute(f"CREATE TABLE {name} ({columns})")
         with conn.cursor().copy(f"COPY {name} FROM STDIN (FORMAT csv)") as copy:
-            for batch in table.to_batches(max_chunksize=200_000):
+            for batch in plain_strings(table).to_batches(max_chunksize=200_000):
                 buffer = io.BytesIO()
                 pacsv.write_csv(pa.Table.from_batches([batch]), buffer,
                                 pacsv.WriteOptions(include_header=False))

@@ -20,6 +20,11 @@ use crate::flight::FlightSqlServer;
 use crate::pg::{self, PgHandlers, PgLimits};
 use crate::{demo, http};
 
+/// The largest Flight message accepted or sent. Clients send a whole record batch as one
+/// message (ADBC bulk ingest of a 100,000-row batch is tens of MB); tonic's default, 4
+/// MiB, refused them. Memory stays bounded by this and the roles' `max_file_bytes`.
+const FLIGHT_MAX_MESSAGE_BYTES: usize = 256 << 20;
+
 pub const ADMIN_USER: &str = "admin";
 const ADMIN_PASSWORD_FILE: &str = "admin.password";
 
@@ -115,10 +120,14 @@ pub async fn serve(
     let mut flight_stop = stop_rx.clone();
     let flight_task = tokio::spawn(
         builder
-            .add_service(FlightServiceServer::new(FlightSqlServer::new(
-                engine.clone(),
-                config.statement_timeout,
-            )))
+            .add_service(
+                FlightServiceServer::new(FlightSqlServer::new(
+                    engine.clone(),
+                    config.statement_timeout,
+                ))
+                .max_decoding_message_size(FLIGHT_MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(FLIGHT_MAX_MESSAGE_BYTES),
+            )
             .serve_with_incoming_shutdown(TcpListenerStream::new(flight_listener), async move {
                 let _ = flight_stop.changed().await;
             }),

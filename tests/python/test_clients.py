@@ -289,6 +289,20 @@ def test_adbc_ingest_modes(server):
         assert conn.execute("SELECT count(*) FROM fresh").fetchone()[0] == 2
 
 
+def test_adbc_ingest_of_one_large_batch(server):
+    """A record batch goes as one Flight message: 500,000 rows (~12 MB) in one batch."""
+    import pyarrow as pa
+
+    n = 500_000
+    big = pa.table({"id": pa.array(range(n), pa.int64()), "x": pa.array([0.5] * n),
+                    "note": pa.array(["row"] * n)}).combine_chunks()
+    assert big.nbytes > 8 << 20
+    with flight_connect(server) as conn, conn.cursor() as cur:
+        assert cur.adbc_ingest("one_big_batch", big, mode="create") == n
+        cur.execute("SELECT count(*), sum(id) FROM one_big_batch")
+        assert cur.fetchone() == (n, n * (n - 1) // 2)
+
+
 def test_pandas_to_sql_and_read_sql(server):
     """pandas through SQLAlchemy: to_sql creates a managed table and inserts, read_sql reads it back."""
     import pandas as pd
