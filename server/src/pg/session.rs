@@ -263,11 +263,28 @@ fn tag_of(outcome: &CatalogOutcome) -> Tag {
     }
 }
 
-/// What DataFusion runs for `sql` when it is one statement on temporary tables.
-fn temp_statement(temp: &TempTables, sql: &str) -> Option<String> {
-    match Engine::parse(sql).ok()?.as_slice() {
-        [stmt] => temp.rewrite(stmt).map(|stmt| stmt.to_string()),
-        _ => None,
+/// Who runs a statement the extended protocol parses.
+enum Route {
+    /// DataFusion, this SQL (one statement on temporary tables, rewritten).
+    Temporary(String),
+    /// The catalog, or the COPY sub-protocol: kept as text until Execute.
+    AtExecute,
+    /// DataFusion, as the client wrote it.
+    DataFusion,
+}
+
+/// Parses `sql` once to decide its [`Route`].
+fn route(temp: &TempTables, sql: &str) -> Route {
+    if copy::parse(sql).is_some() {
+        return Route::AtExecute;
+    }
+    match Engine::parse(sql).as_deref() {
+        Ok([stmt]) => match temp.rewrite(stmt) {
+            Some(rewritten) => Route::Temporary(rewritten.to_string()),
+            None if Catalog::handles(stmt) => Route::AtExecute,
+            None => Route::DataFusion,
+        },
+        _ => Route::DataFusion,
     }
 }
 
@@ -546,11 +563,12 @@ impl QueryParser for PgParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let temp_sql = temp_statement(&self.temp, sql);
+        let temp_sql = match route(&self.temp, sql) {
+            Route::AtExecute => return Ok(Some((sql.to_string(), None))),
+            Route::Temporary(sql) => Some(sql),
+            Route::DataFusion => None,
+        };
         let sql = temp_sql.as_deref().unwrap_or(sql);
-        if temp_sql.is_none() && (catalog_statement(sql).is_some() || copy::parse(sql).is_some()) {
-            return Ok(Some((sql.to_string(), None)));
-        }
         let caller = session_caller(&self.engine, client);
         let (parsed, notes) = caller
             .clone()
