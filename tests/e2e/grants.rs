@@ -8,7 +8,7 @@ use futures::{SinkExt, TryStreamExt};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
-use crate::common::TestServer;
+use crate::common::{count, TestServer};
 
 const SETUP: &str = "
     CREATE USER ann WITH PASSWORD 'ann-pw';
@@ -46,14 +46,6 @@ async fn denied(client: &Client, sql: &str) {
         Some(&SqlState::INSUFFICIENT_PRIVILEGE),
         "{sql}: {message}"
     );
-}
-
-async fn count(client: &Client, sql: &str) -> i64 {
-    client
-        .query_one(sql, &[])
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .get(0)
 }
 
 #[tokio::test]

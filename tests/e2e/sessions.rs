@@ -5,7 +5,7 @@
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
-use crate::common::TestServer;
+use crate::common::{count, TestServer};
 
 async fn text(client: &Client, sql: &str) -> String {
     let rows = client
@@ -13,14 +13,6 @@ async fn text(client: &Client, sql: &str) -> String {
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
     rows[0].get::<_, String>(0)
-}
-
-async fn count(client: &Client, sql: &str) -> i64 {
-    client
-        .query_one(sql, &[])
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .get(0)
 }
 
 #[tokio::test]
