@@ -5,6 +5,8 @@ mod auth;
 mod cancel;
 mod copy;
 mod copy_text;
+mod results;
+mod rows;
 mod session;
 mod show;
 mod temp_tables;

@@ -33,6 +33,7 @@ use tracing::{debug, Instrument};
 
 use super::cancel::RunningQueries;
 use super::copy::{self, CopyCommand, CopyIns};
+use super::results::{ResultFormat, ResultsHook, STATEMENT_TIMEOUT_MS};
 use super::show::PgCompatHook;
 use super::temp_tables::TempTables;
 use super::track;
@@ -43,8 +44,6 @@ use crate::pg_compat::{rewrite_sql, split_session_statements, SessionStatement};
 
 type PgStatement = <DfSessionService as ExtendedQueryHandler>::Statement;
 
-/// Where datafusion-postgres keeps a session's `statement_timeout`.
-const STATEMENT_TIMEOUT_MS: &str = "statement_timeout_ms";
 /// Marks a session that got the server's defaults.
 const DEFAULTS_APPLIED: &str = "insightflow.defaults";
 
@@ -58,6 +57,8 @@ pub(crate) struct PgSession {
     inner: Arc<DfSessionService>,
     parser: Arc<PgParser>,
     running: Arc<RunningQueries>,
+    /// The result formats of the portal being run, for [`ResultsHook`].
+    result_format: Arc<ResultFormat>,
     /// For sessions that did not `SET statement_timeout`.
     default_timeout: Option<std::time::Duration>,
     pub(crate) copy_ins: Arc<CopyIns>,
@@ -69,11 +70,16 @@ impl PgSession {
         running: Arc<RunningQueries>,
         default_timeout: Option<std::time::Duration>,
     ) -> Self {
+        let result_format = Arc::new(ResultFormat::default());
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
             Arc::new(PgCompatHook),
             Arc::new(CursorStatementHook),
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
+            // Last: queries no other hook answered.
+            Arc::new(ResultsHook {
+                format: result_format.clone(),
+            }),
         ];
         let temp = TempTables::default();
         let ctx = temp.session_context(engine.ctx());
@@ -91,6 +97,7 @@ impl PgSession {
             inner,
             parser,
             running,
+            result_format,
             default_timeout,
             copy_ins: Arc::default(),
         }
@@ -500,6 +507,7 @@ impl PgSession {
         let pending = self.parser.take_notes(client.pid_and_secret_key().0);
         tracked.noted(&pending);
         send_notices(client, pending).await?;
+        self.result_format.set(portal.result_column_format.clone());
         let mut response =
             ExtendedQueryHandler::do_query(self.inner.as_ref(), client, portal, max_rows).await?;
         self.watch(client, std::slice::from_mut(&mut response));
