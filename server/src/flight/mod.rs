@@ -7,6 +7,7 @@
 //! one endpoint).
 
 mod cancel;
+mod compact;
 mod ingest;
 mod metadata;
 mod statements;
@@ -268,6 +269,7 @@ impl FlightSqlServer {
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = df.execute_stream().await.map_err(|e| to_status(&e))?;
         let batches = capped(batches)
+            .map_ok(compact::compact_views)
             .inspect(move |batch| {
                 if let Ok(batch) = batch {
                     tracked.sent(batch.num_rows() as u64, 0);

@@ -4,9 +4,9 @@
 //! the array, checks the field's metadata and (for text) formats through `write!`, and
 //! every row gets its own buffer. Sending `lineitem` that way cost more server time than
 //! PostgreSQL's own server spends. Here each column is resolved once per batch to a typed
-//! writer, the common types (integers, floats, booleans, strings, dates, decimals) are
-//! written straight into one buffer for the whole batch, and that buffer is split into
-//! rows without copying. Every other column — Postgres-specific types (`oid`, `"char"`),
+//! writer, the common types (integers, floats, booleans, strings, dates, decimals up to
+//! 28 digits) are written straight into one buffer for the whole batch, and that buffer
+//! is split into rows without copying. Every other column — Postgres-specific types (`oid`, `"char"`),
 //! lists, structs, intervals, timestamps — is written by arrow-pg's own encoder, so the
 //! bytes on the wire are the same as before; `tests` checks that for every fast type.
 
@@ -87,7 +87,6 @@ enum Values<'a> {
         array: &'a Date32Array,
         iso: bool,
     },
-    /// Text only: the binary form is arrow-pg's (via `rust_decimal`).
     Decimal {
         array: &'a Decimal128Array,
         scale: u32,
@@ -125,7 +124,6 @@ impl<'a> Column<'a> {
             },
             DataType::Decimal128(precision, scale)
                 if plain
-                    && !binary
                     && *ty == Type::NUMERIC
                     && *precision <= MAX_FAST_DECIMAL_PRECISION
                     && *scale >= 0 =>
@@ -179,6 +177,7 @@ impl<'a> Column<'a> {
             }
             Values::Decimal { array, scale } => {
                 match (!array.is_null(row)).then(|| array.value(row)) {
+                    Some(v) if binary => decimal_binary(buf, v, scale),
                     Some(v) => decimal_text(buf, v, scale),
                     None => null(buf),
                 }
@@ -291,6 +290,42 @@ fn decimal_text(buf: &mut BytesMut, value: i128, scale: u32) {
             buf.put_u8(b'0');
         }
         buf.put_slice(&text.as_bytes()[int_len..]);
+    }
+}
+
+/// A decimal in Postgres' binary `numeric` form (base-10000 groups), exactly as
+/// `rust_decimal` writes it for arrow-pg: zero has no groups and scale 0, and trailing
+/// zero groups after the point are left out.
+fn decimal_binary(buf: &mut BytesMut, value: i128, scale: u32) {
+    if value == 0 {
+        buf.put_i32(8);
+        buf.put_slice(&[0; 8]);
+        return;
+    }
+    // Align the scale to whole groups; < 10^31 for precision <= 28.
+    let mut mantissa = value.unsigned_abs() * 10u128.pow((4 - scale % 4) % 4);
+    let mut groups = [0u16; 10];
+    let mut count = 0;
+    while mantissa > 0 {
+        groups[count] = (mantissa % 10_000) as u16;
+        mantissa /= 10_000;
+        count += 1;
+    }
+    groups[..count].reverse();
+    let weight = count as i16 - scale.div_ceil(4) as i16 - 1;
+    if weight >= 0 {
+        let integer = (weight + 1) as usize;
+        while count > integer && groups[count - 1] == 0 {
+            count -= 1;
+        }
+    }
+    buf.put_i32(8 + 2 * count as i32);
+    buf.put_u16(count as u16);
+    buf.put_i16(weight);
+    buf.put_u16(if value < 0 { 0x4000 } else { 0 });
+    buf.put_u16(scale as u16);
+    for group in &groups[..count] {
+        buf.put_u16(*group);
     }
 }
 

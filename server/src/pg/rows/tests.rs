@@ -222,7 +222,10 @@ fn batch() -> RecordBatch {
 }
 
 fn assert_same_rows(format: Format, options: FormatOptions) {
-    let batch = batch();
+    assert_same_rows_of(batch(), format, options);
+}
+
+fn assert_same_rows_of(batch: RecordBatch, format: Format, options: FormatOptions) {
     let fields = Arc::new(
         arrow_schema_to_pg_fields(&batch.schema(), &format, Some(Arc::new(options))).unwrap(),
     );
@@ -257,6 +260,48 @@ fn other_date_styles_match_arrow_pg() {
 fn mixed_formats_per_column_match_arrow_pg() {
     let codes = (0..16).map(|i| (i % 2) as i16).collect();
     assert_same_rows(Format::Individual(codes), FormatOptions::default());
+}
+
+#[test]
+fn decimals_of_every_scale_match_arrow_pg() {
+    // Zero groups inside, at the end and after the point; tiny and widest values.
+    let mut values: Vec<i128> = vec![
+        1,
+        -1,
+        10_000,
+        100_000_000,
+        1_000_000_000_000,
+        12_340_000,
+        5_0000_0001,
+    ];
+    values.push(9_999_999_999_999_999_999_999_999_999);
+    values.push(-9_999_999_999_999_999_999_999_999_999);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for digits in 1..=28u32 {
+        for _ in 0..20 {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let v = (u128::from(x) * u128::from(x.rotate_left(17))) % 10u128.pow(digits);
+            values.push(if x & 1 == 0 { v as i128 } else { -(v as i128) });
+        }
+    }
+    for scale in 0..=12i8 {
+        let array: ArrayRef = Arc::new(
+            Decimal128Array::from(values.iter().map(|v| Some(*v)).collect::<Vec<_>>())
+                .with_precision_and_scale(28, scale)
+                .unwrap(),
+        );
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "d",
+            array.data_type().clone(),
+            true,
+        )]));
+        let batch = RecordBatch::try_new(schema, vec![array]).unwrap();
+        for format in [Format::UnifiedText, Format::UnifiedBinary] {
+            assert_same_rows_of(batch.clone(), format, FormatOptions::default());
+        }
+    }
 }
 
 #[test]
