@@ -8,17 +8,21 @@
 //! work.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
 
 use async_trait::async_trait;
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use pgwire::api::results::{Response, SendableRowStream};
 use pgwire::error::{ErrorInfo, PgWireError};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::startup::SecretKey;
+use tokio::sync::futures::OwnedNotified;
 use tokio::sync::Notify;
-use tokio::time::{Duration, Instant};
+use tokio::time::{Duration, Instant, Sleep};
 
 use crate::error::sqlstate::QUERY_CANCELED;
 
@@ -83,24 +87,76 @@ fn cancellable(
     notify: Arc<Notify>,
     deadline: Option<Instant>,
 ) -> SendableRowStream {
-    Box::pin(futures::stream::unfold(
-        Some((rows, notify)),
-        move |state| async move {
-            let (mut rows, notify) = state?;
-            let timeout = async {
-                match deadline {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                biased;
-                _ = notify.notified() => Some((Err(canceled("canceling statement due to user request")), None)),
-                _ = timeout => Some((Err(canceled("canceling statement due to statement timeout")), None)),
-                next = rows.next() => next.map(|item| (item, Some((rows, notify)))),
+    Box::pin(Cancellable {
+        rows,
+        canceled: Box::pin(notify.notified_owned()),
+        deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
+        since_check: CHECK_EVERY,
+        done: false,
+    })
+}
+
+/// Rows between two looks at the cancel signal and the deadline while rows flow; a
+/// stalled stream (DataFusion still working) is woken by either at once.
+const CHECK_EVERY: u32 = 256;
+
+/// `rows` until a cancel request or the deadline. The cancel and timer futures live as
+/// long as the stream (registered once, not once per row).
+struct Cancellable {
+    rows: SendableRowStream,
+    canceled: Pin<Box<OwnedNotified>>,
+    deadline: Option<Pin<Box<Sleep>>>,
+    since_check: u32,
+    done: bool,
+}
+
+impl Cancellable {
+    fn stopped(&mut self, cx: &mut Context<'_>) -> Option<PgWireError> {
+        self.since_check = 0;
+        if self.canceled.as_mut().poll(cx).is_ready() {
+            return Some(canceled("canceling statement due to user request"));
+        }
+        let deadline = self.deadline.as_mut()?;
+        deadline
+            .as_mut()
+            .poll(cx)
+            .is_ready()
+            .then(|| canceled("canceling statement due to statement timeout"))
+    }
+}
+
+impl Stream for Cancellable {
+    type Item = <SendableRowStream as Stream>::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if this.since_check >= CHECK_EVERY {
+            if let Some(error) = this.stopped(cx) {
+                this.done = true;
+                return Poll::Ready(Some(Err(error)));
             }
-        },
-    ))
+        }
+        match this.rows.poll_next_unpin(cx) {
+            Poll::Ready(Some(row)) => {
+                this.since_check += 1;
+                Poll::Ready(Some(row))
+            }
+            Poll::Ready(None) => {
+                this.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Pending => match this.stopped(cx) {
+                Some(error) => {
+                    this.done = true;
+                    Poll::Ready(Some(Err(error)))
+                }
+                None => Poll::Pending,
+            },
+        }
+    }
 }
 
 /// pgwire's cancel handler (cancels planning), plus the running row streams.

@@ -10,7 +10,7 @@
 //! lists, structs, intervals, timestamps — is written by arrow-pg's own encoder, so the
 //! bytes on the wire are the same as before; `tests` checks that for every fast type.
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use chrono::{Datelike, NaiveDate};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Float32Array,
@@ -216,13 +216,16 @@ fn date(days: i32) -> Option<NaiveDate> {
     NaiveDate::from_num_days_from_ce_opt(days.checked_add(719_163)?)
 }
 
+// Writes use `extend_from_slice`, which inlines: `BufMut::put_*` calls through
+// `put_slice`, which does not (across crates, without LTO), once per value.
+
 fn null(buf: &mut BytesMut) {
-    buf.put_i32(-1);
+    buf.extend_from_slice(&i32::to_be_bytes(-1));
 }
 
 fn fixed(buf: &mut BytesMut, bytes: &[u8]) {
-    buf.put_i32(bytes.len() as i32);
-    buf.put_slice(bytes);
+    buf.extend_from_slice(&i32::to_be_bytes(bytes.len() as i32));
+    buf.extend_from_slice(bytes);
 }
 
 /// Integers: big-endian in binary, decimal digits in text.
@@ -270,26 +273,29 @@ fn iso_date(buf: &mut BytesMut, d: NaiveDate) {
 /// A decimal as Postgres (and `rust_decimal`) print it: every digit of the scale.
 fn decimal_text(buf: &mut BytesMut, value: i128, scale: u32) {
     let mut digits = itoa::Buffer::new();
-    let text = digits.format(value.unsigned_abs());
+    let text = match u64::try_from(value.unsigned_abs()) {
+        Ok(small) => digits.format(small),
+        Err(_) => digits.format(value.unsigned_abs()),
+    };
     let scale = scale as usize;
     let sign = usize::from(value < 0);
     let int_len = text.len().saturating_sub(scale);
     let len = sign + int_len.max(1) + if scale > 0 { 1 + scale } else { 0 };
-    buf.put_i32(len as i32);
+    buf.extend_from_slice(&i32::to_be_bytes(len as i32));
     if value < 0 {
-        buf.put_u8(b'-');
+        buf.extend_from_slice(&[b'-']);
     }
     if int_len == 0 {
-        buf.put_u8(b'0');
+        buf.extend_from_slice(&[b'0']);
     } else {
-        buf.put_slice(&text.as_bytes()[..int_len]);
+        buf.extend_from_slice(&text.as_bytes()[..int_len]);
     }
     if scale > 0 {
-        buf.put_u8(b'.');
+        buf.extend_from_slice(&[b'.']);
         for _ in text.len()..scale {
-            buf.put_u8(b'0');
+            buf.extend_from_slice(&[b'0']);
         }
-        buf.put_slice(&text.as_bytes()[int_len..]);
+        buf.extend_from_slice(&text.as_bytes()[int_len..]);
     }
 }
 
@@ -298,17 +304,24 @@ fn decimal_text(buf: &mut BytesMut, value: i128, scale: u32) {
 /// zero groups after the point are left out.
 fn decimal_binary(buf: &mut BytesMut, value: i128, scale: u32) {
     if value == 0 {
-        buf.put_i32(8);
-        buf.put_slice(&[0; 8]);
+        buf.extend_from_slice(&i32::to_be_bytes(8));
+        buf.extend_from_slice(&[0; 8]);
         return;
     }
     // Align the scale to whole groups; < 10^31 for precision <= 28.
     let mut mantissa = value.unsigned_abs() * 10u128.pow((4 - scale % 4) % 4);
     let mut groups = [0u16; 10];
     let mut count = 0;
-    while mantissa > 0 {
+    // 64-bit division while the value fits (almost always): 128-bit is a library call.
+    while mantissa > u128::from(u64::MAX) {
         groups[count] = (mantissa % 10_000) as u16;
         mantissa /= 10_000;
+        count += 1;
+    }
+    let mut small = mantissa as u64;
+    while small > 0 {
+        groups[count] = (small % 10_000) as u16;
+        small /= 10_000;
         count += 1;
     }
     groups[..count].reverse();
@@ -319,13 +332,13 @@ fn decimal_binary(buf: &mut BytesMut, value: i128, scale: u32) {
             count -= 1;
         }
     }
-    buf.put_i32(8 + 2 * count as i32);
-    buf.put_u16(count as u16);
-    buf.put_i16(weight);
-    buf.put_u16(if value < 0 { 0x4000 } else { 0 });
-    buf.put_u16(scale as u16);
+    buf.extend_from_slice(&i32::to_be_bytes(8 + 2 * count as i32));
+    buf.extend_from_slice(&u16::to_be_bytes(count as u16));
+    buf.extend_from_slice(&i16::to_be_bytes(weight));
+    buf.extend_from_slice(&u16::to_be_bytes(if value < 0 { 0x4000 } else { 0 }));
+    buf.extend_from_slice(&u16::to_be_bytes(scale as u16));
     for group in &groups[..count] {
-        buf.put_u16(*group);
+        buf.extend_from_slice(&u16::to_be_bytes(*group));
     }
 }
 
@@ -342,7 +355,7 @@ impl Encoder for Writer<'_> {
     {
         let buf = &mut *self.0;
         let at = buf.len();
-        buf.put_i32(-1);
+        buf.extend_from_slice(&i32::to_be_bytes(-1));
         let written = if pg_field.format() == FieldFormat::Text {
             value.to_sql_text(pg_field.datatype(), buf, pg_field.format_options())
         } else {
