@@ -80,6 +80,33 @@ def test_psycopg_errors_keep_the_connection_usable(server):
         assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
+def test_psycopg_prepared_statements_survive_drop_and_deallocate(server):
+    """psycopg prepares a query it ran 5 times and, after a DROP, sends DEALLOCATE ALL and
+    prepares again (as the TPC-H q15 script does); DEALLOCATE <name> drops a statement
+    prepared over the protocol."""
+    sql = "SELECT count(*) FROM sales WHERE region = %s"
+    with psycopg.connect(server.pg_dsn, autocommit=True) as conn:
+        conn.execute("CREATE VIEW prepared_east AS SELECT * FROM sales WHERE region = 'East'")
+        for _ in range(7):
+            assert conn.execute(sql, ("East",)).fetchone() == (512,)
+        assert conn.execute("SELECT count(*) FROM prepared_east").fetchone() == (512,)
+        conn.execute("DROP VIEW prepared_east")
+        for _ in range(7):
+            assert conn.execute(sql, ("West",)).fetchone() == (505,)
+        conn.execute("DEALLOCATE ALL")
+        assert conn.execute(sql, ("North",)).fetchone() == (488,)
+
+        pgconn = conn.pgconn
+        assert pgconn.prepare(b"by_hand", b"SELECT 42").status == psycopg.pq.ExecStatus.COMMAND_OK
+        assert pgconn.exec_prepared(b"by_hand", []).get_value(0, 0) == b"42"
+        conn.execute("DEALLOCATE by_hand")
+        gone = pgconn.exec_prepared(b"by_hand", [])
+        assert gone.status == psycopg.pq.ExecStatus.FATAL_ERROR
+        with pytest.raises(psycopg.errors.DatabaseError):
+            conn.execute("DEALLOCATE never_prepared")
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
 def test_psycopg_wrong_password(server):
     dsn = server.pg_dsn.replace(f"password={server.password}", "password=wrong")
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):

@@ -2,6 +2,8 @@
 //! `SHOW server_version[_num]` (it reports its own name, which drivers cannot parse) and
 //! `SAVEPOINT` / `RELEASE` / `ROLLBACK TO` (it refuses them; psycopg and pgjdbc send them
 //! inside transactions). Reads need no savepoints, so they are accepted as no-ops.
+//! `DEALLOCATE ALL` (psycopg sends it after DDL) and `DEALLOCATE <name>` of a statement
+//! prepared over the protocol are Postgres' (DataFusion knows only SQL `PREPARE`s).
 //! `SET search_path` picks the schema that unqualified names resolve in, for this
 //! session only, and is reported back (`SHOW`, ParameterStatus) as the client wrote it.
 
@@ -15,6 +17,7 @@ use datafusion::sql::sqlparser::ast::{Expr, Set, Statement};
 use datafusion_postgres::hooks::{HookClient, QueryHook};
 use insightflow_catalog::DEFAULT_SCHEMA;
 use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, Type};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::startup::ParameterStatus;
@@ -126,6 +129,23 @@ fn server_setting(statement: &Statement) -> Option<(&'static str, String)> {
     }
 }
 
+/// Answers `DEALLOCATE ALL` and `DEALLOCATE` of a protocol-level statement; other
+/// names are DataFusion's SQL `PREPARE`s and go on to it.
+fn deallocate(statement: &Statement, client: &dyn HookClient) -> Option<Response> {
+    let Statement::Deallocate { name, .. } = statement else {
+        return None;
+    };
+    if name.quote_style.is_none() && name.value.eq_ignore_ascii_case("all") {
+        // Statements the client prepared stay until it parses the names again (a
+        // Parse replaces them) or closes them.
+        return Some(Response::Execution(Tag::new("DEALLOCATE ALL")));
+    }
+    let store = client.portal_store();
+    store.get_statement(&name.value)?;
+    store.rm_statement(&name.value);
+    Some(Response::Execution(Tag::new("DEALLOCATE")))
+}
+
 #[async_trait]
 impl QueryHook for PgCompatHook {
     async fn handle_simple_query(
@@ -139,6 +159,9 @@ impl QueryHook for PgCompatHook {
         }
         if let Some(tag) = savepoint_tag(statement) {
             return Some(Ok(Response::Execution(Tag::new(tag))));
+        }
+        if let Some(done) = deallocate(statement, client) {
+            return Some(Ok(done));
         }
         let (name, value) = server_setting(statement)?;
         let fields = Arc::new(vec![FieldInfo::new(
@@ -194,6 +217,9 @@ impl QueryHook for PgCompatHook {
     ) -> Option<PgWireResult<Response>> {
         if let Some(path) = search_path(statement) {
             return Some(set_search_path(ctx, client, &path).await);
+        }
+        if let Some(done) = deallocate(statement, client) {
+            return Some(Ok(done));
         }
         savepoint_tag(statement).map(|tag| Ok(Response::Execution(Tag::new(tag))))
     }
