@@ -168,7 +168,10 @@ impl<'a> Column<'a> {
             Values::Date32 { array, iso } => {
                 match (!array.is_null(row)).then(|| array.value(row)) {
                     None => null(buf),
-                    Some(days) if binary => fixed(buf, &(days - PG_EPOCH_DAYS).to_be_bytes()),
+                    // Days chrono cannot represent are NULL to arrow-pg: keep its answer.
+                    Some(days) if binary && date(days).is_some() => {
+                        fixed(buf, &(days - PG_EPOCH_DAYS).to_be_bytes())
+                    }
                     Some(days) => match date(days) {
                         Some(d) if iso && (0..=9999).contains(&d.year()) => iso_date(buf, d),
                         d => self.through_pgwire(buf, &d)?,

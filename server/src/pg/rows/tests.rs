@@ -305,6 +305,20 @@ fn decimals_of_every_scale_match_arrow_pg() {
 }
 
 #[test]
+fn dates_beyond_chrono_match_arrow_pg() {
+    let array: ArrayRef = Arc::new(Date32Array::from(vec![
+        Some(i32::MIN),
+        Some(i32::MAX),
+        Some(0),
+    ]));
+    let schema = Arc::new(Schema::new(vec![Field::new("d", DataType::Date32, true)]));
+    let batch = RecordBatch::try_new(schema, vec![array]).unwrap();
+    for format in [Format::UnifiedText, Format::UnifiedBinary] {
+        assert_same_rows_of(batch.clone(), format, FormatOptions::default());
+    }
+}
+
+#[test]
 fn decimal_text_prints_every_digit_of_the_scale() {
     let text = |v, s| {
         let mut buf = BytesMut::new();
