@@ -94,18 +94,22 @@ impl QueryHook for ResultsHook {
     }
 }
 
+/// The session's `statement_timeout` (unset or 0: none).
+pub(crate) fn statement_timeout<C: ClientInfo + ?Sized>(client: &C) -> Option<std::time::Duration> {
+    client
+        .metadata()
+        .get(STATEMENT_TIMEOUT_MS)
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map(std::time::Duration::from_millis)
+}
+
 /// Planning under the session's `statement_timeout` (streaming is watched by the session).
 async fn within_timeout(
     client: &dyn HookClient,
     planning: impl std::future::Future<Output = datafusion::error::Result<DataFrame>>,
 ) -> PgWireResult<DataFrame> {
-    let timeout = client
-        .metadata()
-        .get(STATEMENT_TIMEOUT_MS)
-        .and_then(|ms| ms.parse::<u64>().ok())
-        .filter(|ms| *ms > 0)
-        .map(std::time::Duration::from_millis);
-    let planned = match timeout {
+    let planned = match statement_timeout(client) {
         Some(limit) => tokio::time::timeout(limit, planning).await.map_err(|_| {
             PgWireError::UserError(Box::new(ErrorInfo::new(
                 "ERROR".into(),

@@ -33,7 +33,7 @@ use tracing::{debug, Instrument};
 
 use super::cancel::RunningQueries;
 use super::copy::{self, CopyCommand, CopyIns};
-use super::results::{ResultFormat, ResultsHook, STATEMENT_TIMEOUT_MS};
+use super::results::{statement_timeout, ResultFormat, ResultsHook, STATEMENT_TIMEOUT_MS};
 use super::show::PgCompatHook;
 use super::temp_tables::TempTables;
 use super::track;
@@ -107,13 +107,7 @@ impl PgSession {
     /// while they stream.
     fn watch<C: ClientInfo>(&self, client: &C, responses: &mut [Response]) {
         let (pid, key) = client.pid_and_secret_key();
-        // Where datafusion-postgres keeps `SET statement_timeout` (0 or unset: none).
-        let timeout = client
-            .metadata()
-            .get(STATEMENT_TIMEOUT_MS)
-            .and_then(|ms| ms.parse::<u64>().ok())
-            .filter(|ms| *ms > 0)
-            .map(std::time::Duration::from_millis);
+        let timeout = statement_timeout(client);
         tracing::debug!(pid, "watching query for cancel");
         for response in responses {
             self.running.watch(pid, key.clone(), timeout, response);
