@@ -9,10 +9,12 @@
 //! CREATE EXTERNAL TABLE users STORED AS MYSQL
 //!   LOCATION 'mysql://app:secret@db.internal:3306/shop'
 //!   OPTIONS ('table' 'users', 'sslmode' 'disabled');
+//! CREATE EXTERNAL TABLE big_orders STORED AS POSTGRES LOCATION '...'
+//!   OPTIONS ('query' 'SELECT o.id, c.name FROM orders o JOIN customers c ON ...');
 //! ```
 //!
-//! The schema comes from the remote table. `table` defaults to the new table's own
-//! name; other OPTIONS (`sslmode`, `sslrootcert`, `connection_pool_size`, ...) go to
+//! The schema comes from the remote table, or from the remote query (see [`query`]).
+//! `table` defaults to the new table's own name; other OPTIONS (`sslmode`, `sslrootcert`, `connection_pool_size`, ...) go to
 //! the pool. TLS is used when the server offers it (`prefer`/`preferred`) unless
 //! `sslmode` says otherwise.
 
@@ -34,6 +36,8 @@ use datafusion_table_providers::sql::db_connection_pool::mysqlpool::MySQLConnect
 use datafusion_table_providers::sql::db_connection_pool::postgrespool::PostgresConnectionPool;
 use datafusion_table_providers::util::secrets::to_secret_map;
 use insightflow_catalog::Error;
+
+mod query;
 
 /// Which database a factory reaches.
 #[derive(Debug, Clone, Copy)]
@@ -77,10 +81,17 @@ impl TableProviderFactory for DatabaseTableFactory {
             .iter()
             .map(|(k, v)| (k.trim_start_matches("format.").to_string(), v.clone()))
             .collect();
-        let table = options
-            .remove("table")
-            .unwrap_or_else(|| cmd.name.table().to_string());
-        let table = TableReference::from(table.as_str());
+        let source = match (options.remove("table"), options.remove("query")) {
+            (Some(_), Some(_)) => {
+                return Err(DataFusionError::Plan(
+                    "give OPTIONS 'table' or 'query', not both".into(),
+                ))
+            }
+            (None, Some(q)) => Source::Query(query::clean(&q)?),
+            (table, None) => Source::Table(TableReference::from(
+                table.unwrap_or_else(|| cmd.name.table().to_string()),
+            )),
+        };
         // The pool's errors name the host, not the password.
         let failed = |what: &str, e: &dyn std::fmt::Display| -> DataFusionError {
             Error::Connection {
@@ -96,12 +107,12 @@ impl TableProviderFactory for DatabaseTableFactory {
                 || lower.contains("not found")
             {
                 Error::TableNotFound {
-                    name: format!("{table} (in the {} database)", kind.name().to_lowercase()),
+                    name: format!("{source} (in the {} database)", kind.name().to_lowercase()),
                 }
                 .into()
             } else {
                 DataFusionError::Execution(format!(
-                    "{} table {}: cannot read {table}: {text}",
+                    "{} table {}: cannot read {source}: {text}",
                     kind.name(),
                     cmd.name
                 ))
@@ -117,10 +128,15 @@ impl TableProviderFactory for DatabaseTableFactory {
                 let pool = PostgresConnectionPool::new(to_secret_map(params))
                     .await
                     .map_err(|e| failed("cannot connect", &e))?;
-                PostgresTableFactory::new(Arc::new(pool))
-                    .table_provider(table.clone())
-                    .await
-                    .map_err(|e| unreadable(&e))?
+                match &source {
+                    Source::Table(table) => {
+                        PostgresTableFactory::new(Arc::new(pool))
+                            .table_provider(table.clone())
+                            .await
+                    }
+                    Source::Query(sql) => query::postgres(Arc::new(pool), sql).await,
+                }
+                .map_err(|e| unreadable(&e))?
             }
             Database::MySql => {
                 let mut params = HashMap::from([("connection_string".to_string(), location)]);
@@ -129,13 +145,33 @@ impl TableProviderFactory for DatabaseTableFactory {
                 let pool = MySQLConnectionPool::new(to_secret_map(params))
                     .await
                     .map_err(|e| failed("cannot connect", &e))?;
-                MySQLTableFactory::new(Arc::new(pool))
-                    .table_provider(table.clone())
-                    .await
-                    .map_err(|e| unreadable(&e))?
+                match &source {
+                    Source::Table(table) => {
+                        MySQLTableFactory::new(Arc::new(pool))
+                            .table_provider(table.clone())
+                            .await
+                    }
+                    Source::Query(sql) => query::mysql(Arc::new(pool), sql).await,
+                }
+                .map_err(|e| unreadable(&e))?
             }
         };
         Ok(Arc::new(Remote(provider)))
+    }
+}
+
+/// What a remote table reads: a table of the remote database, or a query run there.
+enum Source {
+    Table(TableReference),
+    Query(String),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Table(table) => write!(f, "{table}"),
+            Source::Query(sql) => write!(f, "the query '{sql}'"),
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use tokio_postgres::NoTls;
 
-use crate::common::TestServer;
+use crate::common::{count, TestServer};
 
 const PG_URL: &str = "postgres://postgres:not-shown-pw@127.0.0.1:5432/test";
 
@@ -257,6 +257,178 @@ async fn postgres_mariadb_and_parquet_join_in_one_query_with_push_down() {
         .await
         .unwrap();
     mariadb(&format!("DROP TABLE {customers}"));
+}
+
+#[tokio::test]
+async fn remote_queries_are_tables_with_push_down_on_both_databases() {
+    let tag = format!("ifq_{}", std::process::id());
+    let pg = postgres().await;
+    pg.batch_execute(&format!(
+        "DROP TABLE IF EXISTS {tag};
+         CREATE TABLE {tag} (id int, region text, amount numeric(10,2));
+         INSERT INTO {tag} SELECT i, (ARRAY['north','south'])[i % 2 + 1], i * 1.25
+           FROM generate_series(1, 100) i;"
+    ))
+    .await
+    .unwrap();
+    mariadb(&format!(
+        "DROP TABLE IF EXISTS {tag};
+         CREATE TABLE {tag} (id INT, region VARCHAR(10), amount DECIMAL(10,2));
+         INSERT INTO {tag} SELECT seq, IF(seq % 2 = 0, 'north', 'south'), seq * 1.25
+           FROM seq_1_to_100;"
+    ));
+
+    let data = tempfile::tempdir().unwrap();
+    let mut server = TestServer::spawn_in(data.path(), &[]);
+    let admin = server.pg_client().await;
+    // An aggregate the remote database computes; a trailing ';' as pasted from psql.
+    admin
+        .batch_execute(&format!(
+            "CREATE EXTERNAL TABLE pg_totals STORED AS POSTGRES LOCATION '{PG_URL}'
+               OPTIONS ('sslmode' 'disable', 'query'
+                 'SELECT region, count(*)::int8 AS orders, sum(amount)::numeric(12,2) AS total
+                  FROM {tag} GROUP BY region;');
+             CREATE EXTERNAL TABLE my_big STORED AS MYSQL
+               LOCATION 'mysql://root@127.0.0.1:3306/test'
+               OPTIONS ('sslmode' 'disabled', 'query'
+                 'SELECT id, region, amount FROM {tag} WHERE amount > 100');"
+        ))
+        .await
+        .expect("tables over remote queries");
+
+    let totals: Vec<(String, i64, String)> = admin
+        .query(
+            "SELECT region, orders, CAST(total AS VARCHAR) FROM pg_totals ORDER BY region",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    // sum(i * 1.25) over even i in 1..=100 (region 'north') and odd i ('south').
+    assert_eq!(
+        totals,
+        vec![
+            ("north".to_string(), 50, "3187.50".to_string()),
+            ("south".to_string(), 50, "3125.00".to_string())
+        ]
+    );
+    assert_eq!(count(&admin, "SELECT count(*) FROM my_big").await, 20);
+    // Both remote queries joined in one local query.
+    let joined: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM my_big b JOIN pg_totals t ON b.region = t.region",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(joined, 20);
+
+    // Filters, projections and limits are applied around the remote query, remotely.
+    let plan = explain(
+        &admin,
+        "SELECT orders FROM pg_totals WHERE region = 'south' LIMIT 1",
+    )
+    .await;
+    assert!(
+        plan.contains("FROM (SELECT region, count(*)")
+            && plan.contains("'south'")
+            && plan.contains("LIMIT 1"),
+        "{plan}"
+    );
+    let plan = explain(&admin, "SELECT id FROM my_big WHERE id < 90").await;
+    assert!(
+        plan.contains("`id` < 90") && plan.contains("FROM (SELECT id"),
+        "{plan}"
+    );
+    assert_eq!(
+        count(&admin, "SELECT count(*) FROM my_big WHERE id < 90").await,
+        9
+    );
+
+    // A query that selects nothing still has its columns.
+    admin
+        .batch_execute(&format!(
+            "CREATE EXTERNAL TABLE pg_none STORED AS POSTGRES LOCATION '{PG_URL}'
+               OPTIONS ('sslmode' 'disable', 'query' 'SELECT id, region FROM {tag} WHERE false')"
+        ))
+        .await
+        .unwrap();
+    let columns: Vec<String> = admin
+        .query(
+            "SELECT column_name FROM information_schema.columns
+             WHERE table_name = 'pg_none' ORDER BY ordinal_position",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(columns, ["id", "region"]);
+    assert_eq!(count(&admin, "SELECT count(*) FROM pg_none").await, 0);
+
+    // Clear errors: a query naming a missing table, a broken query, both options at once.
+    let code = |e: tokio_postgres::Error| e.code().unwrap().code().to_string();
+    let err = admin
+        .batch_execute(&format!(
+            "CREATE EXTERNAL TABLE bad STORED AS POSTGRES LOCATION '{PG_URL}'
+               OPTIONS ('sslmode' 'disable', 'query' 'SELECT * FROM {tag}_missing')"
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(code(err), "42P01");
+    let err = admin
+        .batch_execute(
+            "CREATE EXTERNAL TABLE bad STORED AS MYSQL LOCATION 'mysql://root@127.0.0.1:3306/test'
+               OPTIONS ('sslmode' 'disabled', 'query' 'SELEC nothing')",
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.as_db_error()
+            .unwrap()
+            .message()
+            .contains("cannot read the query"),
+        "{err:?}"
+    );
+    let err = admin
+        .batch_execute(&format!(
+            "CREATE EXTERNAL TABLE bad STORED AS POSTGRES LOCATION '{PG_URL}'
+               OPTIONS ('table' '{tag}', 'query' 'SELECT 1')"
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        err.as_db_error().unwrap().message().contains("not both"),
+        "{err:?}"
+    );
+
+    // The probes left nothing behind in either database.
+    let leftovers: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM pg_class WHERE relname LIKE 'insightflow_probe%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(leftovers, 0);
+
+    // After a restart the tables are built again from the catalog.
+    drop(admin);
+    server.stop();
+    let server = TestServer::spawn_in(data.path(), &[]);
+    let admin = server.pg_client().await;
+    assert_eq!(count(&admin, "SELECT count(*) FROM pg_totals").await, 2);
+    assert_eq!(count(&admin, "SELECT count(*) FROM my_big").await, 20);
+
+    pg.batch_execute(&format!("DROP TABLE {tag}"))
+        .await
+        .unwrap();
+    mariadb(&format!("DROP TABLE {tag}"));
 }
 
 async fn explain(client: &tokio_postgres::Client, sql: &str) -> String {
