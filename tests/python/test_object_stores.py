@@ -1,5 +1,5 @@
-"""Files in object stores: an S3-compatible server (moto, run as a real HTTP server) and a
-plain HTTP file server, read through `CREATE EXTERNAL TABLE` from psql and queried from
+"""Files in object stores: an S3-compatible server (moto, run as a real HTTP server), an
+Azure Blob server (Azurite, from npm) and a plain HTTP file server, read through `CREATE EXTERNAL TABLE` from psql and queried from
 ADBC (Flight SQL) and psycopg; the store's credentials are sealed at rest and the table
 comes back after a restart."""
 
@@ -14,7 +14,11 @@ import tempfile
 import threading
 import time
 
+import base64
+import pathlib
+
 import boto3
+from azure.storage.blob import BlobServiceClient
 import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -60,6 +64,47 @@ def s3():
     yield client
     proc.terminate()
     proc.wait(timeout=10)
+
+
+AZURE_ACCOUNT = "insightflowtest"
+# A made-up account key (Azurite takes any base64 key) whose text is planted below.
+AZURE_KEY = base64.b64encode(b"azure-key-planted-2b7e" + bytes(42)).decode()
+AZURITE = pathlib.Path(__file__).resolve().parents[1] / "node" / "node_modules" / ".bin" / "azurite-blob"
+
+
+@pytest.fixture(scope="module")
+def azure(tmp_path_factory):
+    """An Azurite Blob server on a free port with one account, and the SDK's client."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--disableTelemetry",
+         "--skipApiVersionCheck", "--location", str(tmp_path_factory.mktemp("azurite"))],
+        env=dict(os.environ, AZURITE_ACCOUNTS=f"{AZURE_ACCOUNT}:{AZURE_KEY}"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}/{AZURE_ACCOUNT}"
+    client = BlobServiceClient.from_connection_string(
+        f"DefaultEndpointsProtocol=http;AccountName={AZURE_ACCOUNT};AccountKey={AZURE_KEY};"
+        f"BlobEndpoint={endpoint};")
+    deadline = time.time() + 30
+    while True:
+        try:
+            list(client.list_containers())
+            break
+        except Exception:
+            if time.time() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("Azurite did not start")
+            time.sleep(0.2)
+    client.endpoint = endpoint
+    yield client
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def azure_options(azure):
+    return (f"'azure.account_name' '{AZURE_ACCOUNT}', 'azure.access_key' '{AZURE_KEY}', "
+            f"'azure.endpoint' '{azure.endpoint}', 'azure.allow_http' 'true'")
 
 
 def psql(server, sql):
@@ -208,3 +253,66 @@ def test_http_file_and_s3_table_survive_a_restart(s3, tmp_path):
             srv.proc.wait(timeout=20)
     finally:
         web.shutdown()
+
+
+def test_azure_blob_tables_from_psql_and_adbc_survive_a_restart(azure, tmp_path):
+    container = azure.create_container(f"lake-{os.getpid()}")
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"region": ["North", "South", "East"], "target": [1.0, 2.0, 3.0]}), buf)
+    container.upload_blob("targets/part-0.parquet", buf.getvalue())
+    container.upload_blob("managers.csv", b"region,manager\nNorth,Ann\nSouth,Bob\n")
+    base = f"az://{container.container_name}"
+
+    data_dir = tempfile.mkdtemp(dir=tmp_path)
+    srv = start_server(data_dir)
+    try:
+        out = psql(srv, f"""
+            CREATE EXTERNAL TABLE az_targets STORED AS PARQUET LOCATION '{base}/targets/'
+              OPTIONS ({azure_options(azure)});
+            CREATE EXTERNAL TABLE az_managers STORED AS CSV LOCATION '{base}/managers.csv'
+              OPTIONS ('format.has_header' 'true', {azure_options(azure)});
+        """)
+        assert out.returncode == 0, out.stderr
+        query = """SELECT t.region, m.manager, t.target, count(s.region) AS orders
+                   FROM az_targets t LEFT JOIN az_managers m ON m.region = t.region
+                   LEFT JOIN sales s ON s.region = t.region
+                   GROUP BY 1, 2, 3 ORDER BY 1"""
+        with flight_connect(srv) as conn, conn.cursor() as cur:
+            cur.execute(query)
+            rows = cur.fetchall()
+        with psycopg.connect(srv.pg_dsn) as conn:
+            assert conn.execute(query).fetchall() == rows
+            counts = dict(conn.execute("SELECT region, count(*) FROM sales GROUP BY 1").fetchall())
+        assert [r[:3] for r in rows] == [("East", None, 3.0), ("North", "Ann", 1.0), ("South", "Bob", 2.0)]
+        assert {r[0]: r[3] for r in rows} == {k: counts.get(k, 0) for k in ("East", "North", "South")}
+
+        # COPY ... TO the container writes a file the Azure SDK reads back.
+        out = psql(srv, f"COPY (SELECT region, target FROM az_targets ORDER BY region) "
+                        f"TO '{base}/exports/targets.parquet' STORED AS PARQUET")
+        assert out.returncode == 0, out.stderr
+        body = container.download_blob("exports/targets.parquet").readall()
+        assert pq.read_table(io.BytesIO(body)).to_pydict() == {
+            "region": ["East", "North", "South"], "target": [3.0, 1.0, 2.0]}
+
+        # A wrong key is refused by the server, and the message says so.
+        out = psql(srv, f"CREATE EXTERNAL TABLE az_bad STORED AS CSV LOCATION '{base}/managers.csv' "
+                        f"OPTIONS ('azure.account_name' '{AZURE_ACCOUNT}', "
+                        f"'azure.access_key' '{base64.b64encode(bytes(64)).decode()}', "
+                        f"'azure.endpoint' '{azure.endpoint}', 'azure.allow_http' 'true')")
+        assert out.returncode != 0 and "403" in out.stderr, out.stderr
+
+        shown = psql(srv, "SHOW CREATE TABLE az_targets").stdout
+        catalog = open(os.path.join(data_dir, "catalog.json")).read()
+        assert AZURE_KEY not in shown + catalog and f"{base}/targets/" in catalog
+    finally:
+        srv.proc.terminate()
+        srv.proc.wait(timeout=20)
+
+    # The key is unsealed at start-up and the tables read again.
+    srv = start_server(data_dir)
+    try:
+        assert psql(srv, "SELECT sum(target) FROM az_targets").stdout.strip() == "6.0"
+        assert psql(srv, "SELECT manager FROM az_managers WHERE region = 'South'").stdout.strip() == "Bob"
+    finally:
+        srv.proc.terminate()
+        srv.proc.wait(timeout=20)

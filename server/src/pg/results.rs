@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ParamValues;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
@@ -137,19 +138,58 @@ async fn respond(
     let batches = df.execute_stream().await.map_err(api_error)?;
     let row_fields = fields.clone();
     let rows = batches
-        .map(move |batch| {
-            let rows = batch
-                .map_err(api_error)
-                .and_then(|batch| encode_batch(&row_fields, &batch));
+        .flat_map(|batch| {
+            stream::iter(match batch {
+                Ok(batch) => slices(batch).map(Ok).collect(),
+                Err(e) => vec![Err(api_error(e))],
+            })
+        })
+        .flat_map(move |slice| {
+            let rows = slice.and_then(|slice| encode_batch(&row_fields, &slice));
             stream::iter(match rows {
                 Ok(rows) => rows.into_iter().map(Ok).collect(),
                 Err(e) => vec![Err(e)],
             })
-        })
-        .flatten();
+        });
     Ok(Response::Query(QueryResponse::new(fields, rows)))
+}
+
+/// The most rows encoded into one buffer: DataFusion streams batches of this size, but
+/// a table built from one huge batch (a `MemTable`, a `VALUES` list) would otherwise be
+/// encoded whole before its first row went out.
+const ROWS_PER_ENCODE: usize = 8192;
+
+/// `batch` in zero-copy slices of at most [`ROWS_PER_ENCODE`] rows, encoded one by one.
+fn slices(batch: RecordBatch) -> impl Iterator<Item = RecordBatch> {
+    let rows = batch.num_rows();
+    (0..rows)
+        .step_by(ROWS_PER_ENCODE)
+        .map(move |offset| batch.slice(offset, ROWS_PER_ENCODE.min(rows - offset)))
 }
 
 fn api_error(e: DataFusionError) -> PgWireError {
     PgWireError::ApiError(Box::new(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Array, Int32Array};
+
+    #[test]
+    fn a_large_batch_is_encoded_in_slices_that_keep_every_row_in_order() {
+        let values = Int32Array::from_iter_values(0..20_000);
+        let batch = RecordBatch::try_from_iter([("v", Arc::new(values) as _)]).unwrap();
+        let sizes: Vec<usize> = slices(batch.clone()).map(|b| b.num_rows()).collect();
+        assert_eq!(sizes, [8192, 8192, 3616]);
+        let back: Vec<i32> = slices(batch)
+            .flat_map(|b| {
+                let column = b.column(0).as_any().downcast_ref::<Int32Array>().unwrap();
+                column.values().to_vec()
+            })
+            .collect();
+        assert_eq!(back, (0..20_000).collect::<Vec<_>>());
+        let empty = RecordBatch::new_empty(Arc::new(datafusion::arrow::datatypes::Schema::empty()));
+        assert_eq!(slices(empty).count(), 0);
+    }
 }
