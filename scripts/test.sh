@@ -6,8 +6,9 @@
 # workspace once, then runs: Rust unit and end-to-end tests (cargo nextest, or cargo test
 # without it), the sqllogictest files in-process and over pgwire, and the Python client
 # tests (psycopg, asyncpg, SQLAlchemy, pandas, ADBC Flight SQL, and through them psql,
-# node-postgres and pgjdbc, a moto S3 server) against the real binary, and the
-# pg start-up decoder's fuzz target for 30 s when a nightly toolchain is present.
+# node-postgres and pgjdbc, a moto S3 server and Azurite) against the real binary, and the
+# pg start-up decoder's and the SQL rewrite's fuzz targets for 30 s each when a nightly
+# toolchain is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,7 +50,7 @@ fi
 log "sqllogictest: in-process and over pgwire"
 cargo test --workspace --locked --test sqllogictests
 
-log "fuzz: the pg start-up decoder for 30 s (cargo fuzz, nightly)"
+log "fuzz: the pg start-up decoder and the SQL rewrites, 30 s each (cargo fuzz, nightly)"
 if cargo +nightly --version >/dev/null 2>&1; then
   scripts/fuzz.sh 30
 else

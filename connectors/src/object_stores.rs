@@ -215,6 +215,35 @@ mod tests {
     }
 
     #[test]
+    fn gcs_and_azure_take_their_own_options() {
+        // A GCS emulator: base URL and no OAuth in the service-account JSON.
+        let key = r#"{"gcs_base_url": "http://127.0.0.1:4443", "disable_oauth": true,
+                      "client_email": "", "private_key": "", "private_key_id": ""}"#;
+        let gcs = opts(&[("gcp.service_account_key", key), ("gcp.allow_http", "true")]);
+        build_store(&Url::parse("gs://bucket/data/").unwrap(), &gcs).unwrap();
+        let err = build_store(
+            &Url::parse("gs://bucket/x").unwrap(),
+            &opts(&[("gcp.colour", "red")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("GoogleConfigKey"), "{err}");
+
+        let azure = opts(&[
+            ("azure.account_name", "acme"),
+            ("azure.access_key", "a2V5"),
+            ("azure.endpoint", "http://127.0.0.1:10000/acme"),
+            ("azure.allow_http", "true"),
+        ]);
+        build_store(&Url::parse("az://container/data/").unwrap(), &azure).unwrap();
+        let err = build_store(
+            &Url::parse("az://c/x").unwrap(),
+            &opts(&[("aws.region", "x")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("use azure.* options"), "{err}");
+    }
+
+    #[test]
     fn schemes_without_a_store_are_refused() {
         let err =
             build_store(&Url::parse("ftp://host/f.csv").unwrap(), &HashMap::new()).unwrap_err();

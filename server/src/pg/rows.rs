@@ -286,17 +286,17 @@ fn decimal_text(buf: &mut BytesMut, value: i128, scale: u32) {
     let len = sign + int_len.max(1) + if scale > 0 { 1 + scale } else { 0 };
     buf.extend_from_slice(&i32::to_be_bytes(len as i32));
     if value < 0 {
-        buf.extend_from_slice(&[b'-']);
+        buf.extend_from_slice(b"-");
     }
     if int_len == 0 {
-        buf.extend_from_slice(&[b'0']);
+        buf.extend_from_slice(b"0");
     } else {
         buf.extend_from_slice(&text.as_bytes()[..int_len]);
     }
     if scale > 0 {
-        buf.extend_from_slice(&[b'.']);
+        buf.extend_from_slice(b".");
         for _ in text.len()..scale {
-            buf.extend_from_slice(&[b'0']);
+            buf.extend_from_slice(b"0");
         }
         buf.extend_from_slice(&text.as_bytes()[int_len..]);
     }
@@ -364,7 +364,7 @@ impl Encoder for Writer<'_> {
         } else {
             value.to_sql(pg_field.datatype(), buf)
         }
-        .map_err(|e| PgWireError::ApiError(e))?;
+        .map_err(PgWireError::ApiError)?;
         if let IsNull::No = written {
             let len = (buf.len() - at - 4) as i32;
             buf[at..at + 4].copy_from_slice(&len.to_be_bytes());

@@ -1,0 +1,4 @@
+//! `datafusion::sql::sqlparser`, and nothing else (see Cargo.toml).
+pub mod sql {
+    pub use sqlparser;
+}
