@@ -15,6 +15,7 @@ mod forecast;
 mod insights;
 mod profile;
 mod quality;
+mod quartiles;
 mod report;
 mod series;
 mod source;
