@@ -1,11 +1,13 @@
 //! Column statistics in one pass: the facts `profile` reports and `quality` judges.
 //!
 //! One aggregate query computes, per column: non-null count, a HyperLogLog distinct
-//! estimate, min and max; for numbers mean, sample stddev and t-digest quartiles; for
-//! text how many values parse as integers, floats, dates, timestamps or booleans.
+//! estimate, min and max; for numbers mean, sample stddev and t-digest quartiles.
 //! Columns whose estimate is at most [`EXACT_DISTINCT_LIMIT`] get an exact distinct
-//! count from a second query.
+//! count from a second query. For text, how many values parse as integers, floats,
+//! dates, timestamps or booleans: a column of few distinct values is parsed once per
+//! distinct value (one GROUP BY, which also counts them exactly), others row by row.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
@@ -135,7 +137,7 @@ fn aggregates(i: usize, name: &str, data_type: &DataType) -> Vec<String> {
     let mut aggs = vec![format!("count({c}) AS nn_{i}")];
     if kind != Kind::Other {
         // approx_distinct hashes every type profile sees but floats as they are;
-        // formatting 10M numbers as text first cost more than the rest of the pass.
+        // formatting each value as text first only to hash it is wasted work.
         let hashed = if data_type.is_floating() {
             format!("CAST({c} AS VARCHAR)")
         } else {
@@ -160,24 +162,7 @@ fn aggregates(i: usize, name: &str, data_type: &DataType) -> Vec<String> {
     if kind == Kind::Float {
         aggs.push(format!("count(CASE WHEN CAST({c} AS DOUBLE) = trunc(CAST({c} AS DOUBLE)) THEN 1 END) AS whole_{i}"));
     }
-    if kind == Kind::Text {
-        for what in ["int", "dbl", "date", "ts", "bool"] {
-            aggs.push(format!("count(\"__{what}_{i}\") AS {what}_{i}"));
-        }
-    }
     aggs
-}
-
-/// Derived columns of text column `i` for the inner projection: how it parses.
-fn text_parses(i: usize, name: &str) -> Vec<String> {
-    let t = format!("trim({})", quote_ident(name));
-    vec![
-        format!("try_cast({t} AS BIGINT) AS \"__int_{i}\""),
-        format!("try_cast({t} AS DOUBLE) AS \"__dbl_{i}\""),
-        format!("CASE WHEN {t} ~ '^\\d{{4}}-\\d{{2}}-\\d{{2}}$' THEN try_cast({t} AS DATE) END AS \"__date_{i}\""),
-        format!("CASE WHEN {t} ~ '^\\d{{4}}-\\d{{2}}-\\d{{2}}[ T]\\d' THEN try_cast({t} AS TIMESTAMP) END AS \"__ts_{i}\""),
-        format!("CASE WHEN lower({t}) IN ('true', 'false', 't', 'f', 'yes', 'no') THEN 1 END AS \"__bool_{i}\""),
-    ]
 }
 
 /// The single row of an aggregate query, read by alias.
@@ -236,33 +221,29 @@ pub(crate) async fn collect(
         });
     }
     let mut select = vec!["count(*) AS row_count".to_string()];
-    let mut derived = vec!["*".to_string()];
     for (i, (name, t)) in fields.iter().enumerate() {
-        let kind = Kind::of(t);
         select.extend(aggregates(i, name, t));
-        if kind == Kind::Text {
-            derived.extend(text_parses(i, name));
-        }
     }
-    // Derived columns get aliases in an inner projection: DataFusion names an aggregate
-    // by its unaliased expression, and `try_cast`s of one column would collide.
     let sql = format!(
-        "SELECT {} FROM (SELECT {} FROM {}) AS profiled",
+        "SELECT {} FROM {}",
         select.join(", "),
-        derived.join(", "),
         source.relation_sql()
     );
     let mut with_quartiles = state.clone();
     with_quartiles.register_udaf(quartiles::udaf())?;
     let row = Row::query(&with_quartiles, &sql).await?;
 
+    // Exact distinct counts where the estimate is small enough; text columns get theirs
+    // with their parse counts, from one GROUP BY each.
+    let exact_count = |i: usize| {
+        row.int(&format!("ad_{i}"))
+            .is_some_and(|d| d <= exact_limit)
+    };
+    let is_text = |t: &DataType| Kind::of(t) == Kind::Text;
     let exact: Vec<String> = fields
         .iter()
         .enumerate()
-        .filter(|(i, _)| {
-            row.int(&format!("ad_{i}"))
-                .is_some_and(|d| d <= exact_limit)
-        })
+        .filter(|(i, (_, t))| exact_count(*i) && !is_text(t))
         .map(|(i, (name, _))| format!("count(DISTINCT {}) AS d_{i}", quote_ident(name)))
         .collect();
     let distinct = if exact.is_empty() {
@@ -271,13 +252,35 @@ pub(crate) async fn collect(
         let sql = format!("SELECT {} FROM {}", exact.join(", "), source.relation_sql());
         Some(Row::query(state, &sql).await?)
     };
+    let mut by_value = HashMap::new();
+    let mut by_row = Vec::new();
+    for (i, (name, _)) in fields.iter().enumerate().filter(|(_, (_, t))| is_text(t)) {
+        if exact_count(i) {
+            by_value.insert(i, Row::query(state, &parses_by_value(source, name)).await?);
+        } else {
+            by_row.push((i, name.as_str()));
+        }
+    }
+    let by_row = match by_row.is_empty() {
+        true => None,
+        false => Some(Row::query(state, &parses_by_row(source, &by_row)).await?),
+    };
 
     let columns = fields
         .into_iter()
         .enumerate()
         .map(|(i, (name, data_type))| {
-            let exact = distinct.as_ref().and_then(|d| d.int(&format!("d_{i}")));
             let count = |what: &str| row.int(&format!("{what}_{i}")).unwrap_or(0);
+            let (exact, parses) = match by_value.get(&i) {
+                Some(values) => (values.int("d"), parses(values, "")),
+                None => (
+                    distinct.as_ref().and_then(|d| d.int(&format!("d_{i}"))),
+                    by_row
+                        .as_ref()
+                        .map(|r| parses(r, &format!("_{i}")))
+                        .unwrap_or_default(),
+                ),
+            };
             ColumnStats {
                 kind: Kind::of(&data_type),
                 name,
@@ -292,13 +295,7 @@ pub(crate) async fn collect(
                 p50: row.float(&format!("p50_{i}")),
                 p75: row.float(&format!("p75_{i}")),
                 whole: row.int(&format!("whole_{i}")),
-                parses: Parses {
-                    integer: count("int"),
-                    float: count("dbl"),
-                    date: count("date"),
-                    timestamp: count("ts"),
-                    boolean: count("bool"),
-                },
+                parses,
             }
         })
         .collect();
@@ -306,4 +303,69 @@ pub(crate) async fn collect(
         rows: row.int("row_count").unwrap_or(0),
         columns,
     })
+}
+
+/// The parse counts read from `row`, whose aliases end in `suffix`.
+fn parses(row: &Row, suffix: &str) -> Parses {
+    let count = |what: &str| row.int(&format!("{what}{suffix}")).unwrap_or(0);
+    Parses {
+        integer: count("int"),
+        float: count("dbl"),
+        date: count("date"),
+        timestamp: count("ts"),
+        boolean: count("bool"),
+    }
+}
+
+/// For each kind of value a text can hold, an expression over `t` that is not NULL
+/// exactly when `t` parses as that kind.
+fn parse_tests(t: &str) -> [(&'static str, String); 5] {
+    [
+        ("int", format!("try_cast({t} AS BIGINT)")),
+        ("dbl", format!("try_cast({t} AS DOUBLE)")),
+        ("date", format!("CASE WHEN {t} ~ '^\\d{{4}}-\\d{{2}}-\\d{{2}}$' THEN try_cast({t} AS DATE) END")),
+        ("ts", format!("CASE WHEN {t} ~ '^\\d{{4}}-\\d{{2}}-\\d{{2}}[ T]\\d' THEN try_cast({t} AS TIMESTAMP) END")),
+        ("bool", format!("CASE WHEN lower({t}) IN ('true', 'false', 't', 'f', 'yes', 'no') THEN 1 END")),
+    ]
+}
+
+/// A text column of few distinct values is parsed once per value, each weighted by
+/// how often it occurs; the same GROUP BY gives the exact distinct count `d`. (The
+/// tests get aliases first, as in [`parses_by_row`].)
+fn parses_by_value(source: &Source, name: &str) -> String {
+    let mut derived = vec!["v".to_string(), "n".to_string()];
+    let mut sums = vec!["count(v) AS d".to_string()];
+    for (what, test) in parse_tests("trim(v)") {
+        derived.push(format!("{test} AS \"__{what}\""));
+        sums.push(format!(
+            "sum(CASE WHEN \"__{what}\" IS NOT NULL THEN n END) AS {what}"
+        ));
+    }
+    format!(
+        "SELECT {} FROM (SELECT {} FROM (SELECT {} AS v, count(*) AS n FROM {} GROUP BY 1) AS by_value) AS parsed",
+        sums.join(", "),
+        derived.join(", "),
+        quote_ident(name),
+        source.relation_sql()
+    )
+}
+
+/// Text columns of many distinct values are parsed row by row, all in one pass. The
+/// tests get aliases in an inner projection: DataFusion names an aggregate by its
+/// unaliased expression, and `try_cast`s of one column would collide.
+fn parses_by_row(source: &Source, columns: &[(usize, &str)]) -> String {
+    let mut derived = Vec::new();
+    let mut counts = Vec::new();
+    for (i, name) in columns {
+        for (what, test) in parse_tests(&format!("trim({})", quote_ident(name))) {
+            derived.push(format!("{test} AS \"__{what}_{i}\""));
+            counts.push(format!("count(\"__{what}_{i}\") AS {what}_{i}"));
+        }
+    }
+    format!(
+        "SELECT {} FROM (SELECT {} FROM {}) AS parsed",
+        counts.join(", "),
+        derived.join(", "),
+        source.relation_sql()
+    )
 }
