@@ -1,5 +1,6 @@
 """Files in object stores: an S3-compatible server (moto, run as a real HTTP server), an
-Azure Blob server (Azurite, from npm) and a plain HTTP file server, read through `CREATE EXTERNAL TABLE` from psql and queried from
+Azure Blob server (Azurite, from npm), a Google Cloud Storage stand-in (gcs_fake.py) and
+a plain HTTP file server, read through `CREATE EXTERNAL TABLE` from psql and queried from
 ADBC (Flight SQL) and psycopg; the store's credentials are sealed at rest and the table
 comes back after a restart."""
 
@@ -25,6 +26,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import start_server
+from gcs_fake import FakeGcs
 from test_clients import flight_connect
 
 ACCESS_KEY = "AKIAMOTOTESTKEY"
@@ -316,3 +318,54 @@ def test_azure_blob_tables_from_psql_and_adbc_survive_a_restart(azure, tmp_path)
     finally:
         srv.proc.terminate()
         srv.proc.wait(timeout=20)
+
+
+def test_gcs_tables_through_object_stores_gcs_client(tmp_path):
+    """gs:// over a GCS stand-in (see gcs_fake.py): the service-account JSON's
+    `gcs_base_url` and `disable_oauth` point object_store's GCS client at it."""
+    gcs = FakeGcs()
+    planted = "gcs-key-id-planted-91d3"
+    account = json.dumps({"gcs_base_url": gcs.url, "disable_oauth": True, "client_email": "",
+                          "private_key": "", "private_key_id": planted})
+    options = f"'gcp.service_account_key' '{account}', 'gcp.allow_http' 'true'"
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"region": ["North", "South"], "target": [10.0, 20.0]}), buf)
+    gcs.put("lake", "targets/part-0.parquet", buf.getvalue())
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"region": ["East"], "target": [30.0]}), buf)
+    gcs.put("lake", "targets/part-1.parquet", buf.getvalue())
+    gcs.put("lake", "managers.csv", b"region,manager\nNorth,Ann\nEast,Cy\n")
+
+    data_dir = tempfile.mkdtemp(dir=tmp_path)
+    srv = start_server(data_dir)
+    try:
+        out = psql(srv, f"""
+            CREATE EXTERNAL TABLE gs_targets STORED AS PARQUET LOCATION 'gs://lake/targets/'
+              OPTIONS ({options});
+            CREATE EXTERNAL TABLE gs_managers STORED AS CSV LOCATION 'gs://lake/managers.csv'
+              OPTIONS ('format.has_header' 'true', {options});
+        """)
+        assert out.returncode == 0, out.stderr
+        query = """SELECT t.region, m.manager, t.target FROM gs_targets t
+                   LEFT JOIN gs_managers m ON m.region = t.region ORDER BY 1"""
+        with flight_connect(srv) as conn, conn.cursor() as cur:
+            cur.execute(query)
+            rows = cur.fetchall()
+        with psycopg.connect(srv.pg_dsn) as conn:
+            assert conn.execute(query).fetchall() == rows
+        assert rows == [("East", "Cy", 30.0), ("North", "Ann", 10.0), ("South", None, 20.0)]
+
+        out = psql(srv, "COPY (SELECT region FROM gs_targets ORDER BY 1) "
+                        "TO 'gs://lake/exports/regions.csv' STORED AS CSV")
+        assert out.returncode == 0, out.stderr
+        assert gcs.get("lake", "exports/regions.csv").decode().split() == ["region", "East", "North", "South"]
+        # The files were read by listing the prefix and ranged GETs, as from GCS.
+        assert any(m == "GET" and "list-type=2" in p for m, p in gcs.requests)
+
+        shown = psql(srv, "SHOW CREATE TABLE gs_targets").stdout
+        catalog = open(os.path.join(data_dir, "catalog.json")).read()
+        assert planted not in shown + catalog and "gs://lake/targets/" in catalog
+    finally:
+        srv.proc.terminate()
+        srv.proc.wait(timeout=20)
+        gcs.stop()
