@@ -26,10 +26,8 @@ use datafusion::logical_expr::Expr;
 
 use crate::report::Report;
 use crate::source::{quote_ident, Source};
-use crate::stats::{self, sql_type_name, Kind};
+use crate::stats::{self, sql_type_name, Kind, TOP_VALUES};
 
-/// How many top values `top_values` lists.
-const TOP_VALUES: usize = 5;
 /// From this many values on, a column with 90% distinct values gets no top values.
 const MOSTLY_UNIQUE_MIN_ROWS: i64 = 10_000;
 
@@ -111,6 +109,8 @@ impl Report for Profile {
             b.p75.append_option(column.p75);
             let top = if mostly_unique(column.non_null, column.distinct) {
                 None
+            } else if let Some(top) = &column.top_values {
+                Some(top_values_json(top))
             } else {
                 top_values(state, source, &column.name, column.kind).await?
             };
@@ -150,17 +150,25 @@ async fn top_values(
             &format!("GROUP BY 1 ORDER BY n DESC, v ASC NULLS LAST LIMIT {TOP_VALUES}"),
         )
         .await?;
-    let mut items = Vec::new();
+    let mut top = Vec::new();
     for batch in df.collect().await? {
         let values = batch.column(0).as_string::<i32>();
         let counts: ArrayRef = cast(batch.column(1), &DataType::Int64)?;
         let counts = counts.as_primitive::<Int64Type>();
         for r in 0..batch.num_rows() {
-            let value = values.is_valid(r).then(|| values.value(r));
-            items.push(serde_json::json!({ "value": value, "count": counts.value(r) }));
+            let value = values.is_valid(r).then(|| values.value(r).to_string());
+            top.push((value, counts.value(r)));
         }
     }
-    Ok(Some(serde_json::Value::Array(items).to_string()))
+    Ok(Some(top_values_json(&top)))
+}
+
+/// `[{"value":"North","count":488}, ...]`
+fn top_values_json(top: &[(Option<String>, i64)]) -> String {
+    let items = top
+        .iter()
+        .map(|(value, count)| serde_json::json!({ "value": value, "count": count }));
+    serde_json::Value::Array(items.collect()).to_string()
 }
 
 #[cfg(test)]

@@ -17,6 +17,11 @@ use datafusion::common::Result;
 use datafusion::execution::{FunctionRegistry, SessionState};
 use datafusion::prelude::DataFrame;
 
+mod text_values;
+
+use text_values::text_values;
+pub(crate) use text_values::TOP_VALUES;
+
 use crate::quartiles;
 use crate::source::{quote_ident, Source};
 
@@ -83,6 +88,9 @@ pub(crate) struct ColumnStats {
     /// Floats that are whole numbers (for `inferred_type`).
     pub(crate) whole: Option<i64>,
     pub(crate) parses: Parses,
+    /// The most frequent values, when the statistics' own pass found them (text
+    /// columns of few distinct values, see [`text_values`]).
+    pub(crate) top_values: Option<Vec<(Option<String>, i64)>>,
 }
 
 impl ColumnStats {
@@ -256,7 +264,7 @@ pub(crate) async fn collect(
     let mut by_row = Vec::new();
     for (i, (name, _)) in fields.iter().enumerate().filter(|(_, (_, t))| is_text(t)) {
         if exact_count(i) {
-            by_value.insert(i, Row::query(state, &parses_by_value(source, name)).await?);
+            by_value.insert(i, text_values(state, source, name).await?);
         } else {
             by_row.push((i, name.as_str()));
         }
@@ -271,14 +279,15 @@ pub(crate) async fn collect(
         .enumerate()
         .map(|(i, (name, data_type))| {
             let count = |what: &str| row.int(&format!("{what}_{i}")).unwrap_or(0);
-            let (exact, parses) = match by_value.get(&i) {
-                Some(values) => (values.int("d"), parses(values, "")),
+            let (exact, parses, top_values) = match by_value.remove(&i) {
+                Some(values) => (Some(values.distinct), values.parses, Some(values.top)),
                 None => (
                     distinct.as_ref().and_then(|d| d.int(&format!("d_{i}"))),
                     by_row
                         .as_ref()
                         .map(|r| parses(r, &format!("_{i}")))
                         .unwrap_or_default(),
+                    None,
                 ),
             };
             ColumnStats {
@@ -296,6 +305,7 @@ pub(crate) async fn collect(
                 p75: row.float(&format!("p75_{i}")),
                 whole: row.int(&format!("whole_{i}")),
                 parses,
+                top_values,
             }
         })
         .collect();
@@ -327,27 +337,6 @@ fn parse_tests(t: &str) -> [(&'static str, String); 5] {
         ("ts", format!("CASE WHEN {t} ~ '^\\d{{4}}-\\d{{2}}-\\d{{2}}[ T]\\d' THEN try_cast({t} AS TIMESTAMP) END")),
         ("bool", format!("CASE WHEN lower({t}) IN ('true', 'false', 't', 'f', 'yes', 'no') THEN 1 END")),
     ]
-}
-
-/// A text column of few distinct values is parsed once per value, each weighted by
-/// how often it occurs; the same GROUP BY gives the exact distinct count `d`. (The
-/// tests get aliases first, as in [`parses_by_row`].)
-fn parses_by_value(source: &Source, name: &str) -> String {
-    let mut derived = vec!["v".to_string(), "n".to_string()];
-    let mut sums = vec!["count(v) AS d".to_string()];
-    for (what, test) in parse_tests("trim(v)") {
-        derived.push(format!("{test} AS \"__{what}\""));
-        sums.push(format!(
-            "sum(CASE WHEN \"__{what}\" IS NOT NULL THEN n END) AS {what}"
-        ));
-    }
-    format!(
-        "SELECT {} FROM (SELECT {} FROM (SELECT {} AS v, count(*) AS n FROM {} GROUP BY 1) AS by_value) AS parsed",
-        sums.join(", "),
-        derived.join(", "),
-        quote_ident(name),
-        source.relation_sql()
-    )
 }
 
 /// Text columns of many distinct values are parsed row by row, all in one pass. The
