@@ -5,8 +5,9 @@
 
 use std::cmp::Reverse;
 
-use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::datatypes::Int64Type;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::common::Result;
 use datafusion::execution::SessionState;
 use datafusion::prelude::DataFrame;
@@ -50,9 +51,15 @@ pub(crate) async fn text_values(
     let mut out = TextValues::default();
     let mut values = Vec::new();
     for batch in &batches {
-        let value = batch.column(0).as_string::<i32>();
-        let count = batch.column(1).as_primitive::<Int64Type>();
-        let parsed: Vec<_> = (2..7).map(|c| batch.column(c).as_boolean()).collect();
+        // Read through casts: the session may map VARCHAR to Utf8View.
+        let value = cast(batch.column(0), &DataType::Utf8)?;
+        let value = value.as_string::<i32>();
+        let count = cast(batch.column(1), &DataType::Int64)?;
+        let count = count.as_primitive::<Int64Type>();
+        let parsed: Vec<ArrayRef> = (2..7)
+            .map(|c| cast(batch.column(c), &DataType::Boolean))
+            .collect::<std::result::Result<_, _>>()?;
+        let parsed: Vec<_> = parsed.iter().map(|a| a.as_boolean()).collect();
         for r in 0..batch.num_rows() {
             let n = count.value(r);
             let weight = |k: usize| if parsed[k].value(r) { n } else { 0 };
