@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Builds the fuzz targets and runs the pg start-up decoder and the SQL rewrite targets,
-# each for a bounded time.
+# Builds the fuzz targets and runs each for a bounded time: the pg start-up decoder,
+# the session messages (the server's check in front of pgwire's decoders) and the SQL
+# rewrite.
 #
 #   scripts/fuzz.sh [SECONDS]      (default 30, per target)
 #
 # cargo fuzz needs a nightly toolchain (rustup toolchain install nightly) and installs
-# cargo-fuzz from crates.io when it is missing. pg_session_message is built but not run:
-# it finds a known pgwire 0.41 panic at once (see its header).
+# cargo-fuzz from crates.io when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-30}"
@@ -21,6 +21,7 @@ cargo +nightly fuzz build --fuzz-dir fuzz pg_startup_message
 cargo +nightly fuzz build --fuzz-dir fuzz pg_session_message
 cargo +nightly fuzz build --fuzz-dir fuzz sql_rewrite
 cargo +nightly fuzz run --fuzz-dir fuzz pg_startup_message -- -max_total_time="$seconds"
+cargo +nightly fuzz run --fuzz-dir fuzz pg_session_message -- -max_total_time="$seconds"
 
 # The SQL target starts from every statement the captured clients send (tests/compat/).
 corpus=fuzz/corpus/sql_rewrite

@@ -7,8 +7,8 @@
 # without it), the sqllogictest files in-process and over pgwire, and the Python client
 # tests (psycopg, asyncpg, SQLAlchemy, pandas, ADBC Flight SQL, and through them psql,
 # node-postgres and pgjdbc, a moto S3 server and Azurite) against the real binary, and the
-# pg start-up decoder's and the SQL rewrite's fuzz targets for 30 s each when a nightly
-# toolchain is present.
+# fuzz targets (pg start-up packets, pg session messages, SQL rewrites) for 30 s each when
+# a nightly toolchain is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,7 +50,7 @@ fi
 log "sqllogictest: in-process and over pgwire"
 cargo test --workspace --locked --test sqllogictests
 
-log "fuzz: the pg start-up decoder and the SQL rewrites, 30 s each (cargo fuzz, nightly)"
+log "fuzz: pg start-up packets, pg session messages, SQL rewrites, 30 s each (cargo fuzz, nightly)"
 if cargo +nightly --version >/dev/null 2>&1; then
   scripts/fuzz.sh 30
 else

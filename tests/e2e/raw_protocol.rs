@@ -69,6 +69,41 @@ async fn closes(socket: &mut TcpStream, limit: std::time::Duration) -> bool {
     .is_ok()
 }
 
+/// The SQLSTATE of the next ErrorResponse, or None if the connection ends first.
+async fn error_code(socket: &mut TcpStream) -> Option<String> {
+    let mut input = BytesMut::new();
+    loop {
+        // Backend messages: type, length, body; an ErrorResponse body is fields of a
+        // type byte and a NUL-terminated string, ended by a 0.
+        while input.len() >= 5 {
+            let len = u32::from_be_bytes([input[1], input[2], input[3], input[4]]) as usize;
+            if input.len() < 1 + len {
+                break;
+            }
+            let message = input.split_to(1 + len);
+            if message[0] != b'E' {
+                continue;
+            }
+            let mut fields = &message[5..];
+            while let [kind, rest @ ..] = fields {
+                let end = rest.iter().position(|&b| b == 0)?;
+                if *kind == b'C' {
+                    return Some(String::from_utf8_lossy(&rest[..end]).into_owned());
+                }
+                fields = &rest[end + 1..];
+            }
+        }
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            socket.read_buf(&mut input),
+        );
+        match read.await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return None,
+        }
+    }
+}
+
 async fn still_serves(server: &TestServer) {
     let n: i64 = server
         .pg_client()
@@ -84,7 +119,9 @@ async fn still_serves(server: &TestServer) {
 async fn malformed_messages_after_login_end_the_connection_not_the_server() {
     let mut server = TestServer::spawn();
     // Messages whose declared length leaves out their body (Describe, Close, Execute,
-    // Bind, Parse), a length past the end, and a type byte no one defined.
+    // Bind, Parse), a length below its own 4 bytes, a type byte no one defined, a Parse
+    // whose parameter count runs past its end, a CopyData of length 0, and a Query with
+    // bytes after its string.
     for bytes in [
         &b"D\0\0\0\x04"[..],
         b"C\0\0\0\x04",
@@ -93,13 +130,19 @@ async fn malformed_messages_after_login_end_the_connection_not_the_server() {
         b"P\0\0\0\x05\0",
         b"Q\0\0\0\x03",
         b"\xfe\0\0\0\x08abcd",
+        b"P\0\0\0\x09\0x\0\x7f\xff",
+        b"d\0\0\0\0",
+        b"Q\0\0\0\x0dSELECT\0 1",
     ] {
         let mut socket = logged_in(&server).await;
         socket.write_all(bytes).await.unwrap();
-        // Either an error and the session goes on, or the connection ends: it must not hang
-        // on the server's side; closing ours ends it in any case.
-        let _ = closes(&mut socket, std::time::Duration::from_millis(300)).await;
-        drop(socket);
+        // As PostgreSQL: a FATAL protocol_violation, then the connection closes.
+        assert_eq!(
+            error_code(&mut socket).await.as_deref(),
+            Some("08P01"),
+            "after {bytes:?}"
+        );
+        assert!(closes(&mut socket, std::time::Duration::from_secs(5)).await);
         assert!(server.is_running(), "after {bytes:?}");
         still_serves(&server).await;
     }

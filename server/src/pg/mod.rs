@@ -3,8 +3,10 @@
 mod admission;
 mod auth;
 mod cancel;
+mod connection;
 mod copy;
 mod copy_text;
+mod frames;
 mod results;
 mod rows;
 mod session;
@@ -139,7 +141,7 @@ pub async fn serve(listener: TcpListener, handlers: Arc<PgHandlers>, tls: Option
                 if !place.admitted {
                     monitor.connection_refused();
                 }
-                let connection = ConnectionHandlers {
+                let own_handlers = ConnectionHandlers {
                     session: handlers.new_session(),
                     shared: handlers.clone(),
                     admitted: place.admitted,
@@ -152,10 +154,10 @@ pub async fn serve(listener: TcpListener, handlers: Arc<PgHandlers>, tls: Option
                         let _session = place
                             .admitted
                             .then(|| monitor.open_session(Protocol::Pg, addr.to_string()));
-                        // pgwire 0.41's decoder panics on some malformed messages (a
-                        // Close or Describe without a body): the connection ends, the
-                        // server goes on.
-                        let session = pgwire::tokio::process_socket(socket, tls, connection);
+                        // Messages are checked before pgwire decodes them (see
+                        // `connection`); should a panic still happen in a handler, it
+                        // ends this connection, not the server.
+                        let session = connection::serve_connection(socket, tls, own_handlers);
                         match AssertUnwindSafe(session).catch_unwind().await {
                             Ok(Ok(())) => {}
                             Ok(Err(e)) => info!(error = %e, "connection ended with an error"),
