@@ -8,25 +8,24 @@
 //! The statistics come from [`crate::stats`] (quartiles are t-digest approximations).
 //! `distinct_count` is exact for columns with at most 100,000 distinct values (or the
 //! limit given as a second argument: `profile('t', 1000000)`), a HyperLogLog estimate
-//! above: a count above the limit is an estimate. Top values come from one small
-//! `GROUP BY` per column; columns of 10,000 values or more that are at least 90%
+//! above: a count above the limit is an estimate. Top values come from one `GROUP BY`
+//! per column (the same that counts distinct values exactly, where it does); columns of 10,000 values or more that are at least 90%
 //! distinct (ids, timestamps, measurements) get none, as no value repeats.
 
 use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
+    ArrayRef, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
 };
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{plan_err, Result, ScalarValue};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::Expr;
 
 use crate::report::Report;
-use crate::source::{quote_ident, Source};
-use crate::stats::{self, sql_type_name, Kind, TOP_VALUES};
+use crate::source::Source;
+use crate::stats::{self, sql_type_name, Kind, ValueCount};
 
 /// From this many values on, a column with 90% distinct values gets no top values.
 const MOSTLY_UNIQUE_MIN_ROWS: i64 = 10_000;
@@ -111,8 +110,12 @@ impl Report for Profile {
                 None
             } else if let Some(top) = &column.top_values {
                 Some(top_values_json(top))
+            } else if column.kind != Kind::Other {
+                Some(top_values_json(
+                    &stats::top_values(state, source, &column.name).await?,
+                ))
             } else {
-                top_values(state, source, &column.name, column.kind).await?
+                None
             };
             b.top_values.append_option(top);
             b.inferred_type.append_value(column.inferred_type());
@@ -132,39 +135,8 @@ pub(crate) fn percent(part: i64, whole: i64) -> Option<f64> {
     (whole > 0).then(|| (10000.0 * part as f64 / whole as f64).round() / 100.0)
 }
 
-/// The most frequent values as JSON: `[{"value":"North","count":488}, ...]`.
-async fn top_values(
-    state: &SessionState,
-    source: &Source,
-    name: &str,
-    kind: Kind,
-) -> Result<Option<String>> {
-    if kind == Kind::Other {
-        return Ok(None);
-    }
-    let c = quote_ident(name);
-    let df = source
-        .sql(
-            state,
-            &format!("CAST({c} AS VARCHAR) AS v, count(*) AS n"),
-            &format!("GROUP BY 1 ORDER BY n DESC, v ASC NULLS LAST LIMIT {TOP_VALUES}"),
-        )
-        .await?;
-    let mut top = Vec::new();
-    for batch in df.collect().await? {
-        let values = batch.column(0).as_string::<i32>();
-        let counts: ArrayRef = cast(batch.column(1), &DataType::Int64)?;
-        let counts = counts.as_primitive::<Int64Type>();
-        for r in 0..batch.num_rows() {
-            let value = values.is_valid(r).then(|| values.value(r).to_string());
-            top.push((value, counts.value(r)));
-        }
-    }
-    Ok(Some(top_values_json(&top)))
-}
-
 /// `[{"value":"North","count":488}, ...]`
-fn top_values_json(top: &[(Option<String>, i64)]) -> String {
+fn top_values_json(top: &[ValueCount]) -> String {
     let items = top
         .iter()
         .map(|(value, count)| serde_json::json!({ "value": value, "count": count }));

@@ -2,10 +2,10 @@
 //!
 //! One aggregate query computes, per column: non-null count, a HyperLogLog distinct
 //! estimate, min and max; for numbers mean, sample stddev and t-digest quartiles.
-//! Columns whose estimate is at most [`EXACT_DISTINCT_LIMIT`] get an exact distinct
-//! count from a second query. For text, how many values parse as integers, floats,
-//! dates, timestamps or booleans: a column of few distinct values is parsed once per
-//! distinct value (one GROUP BY, which also counts them exactly), others row by row.
+//! Columns whose estimate is at most [`EXACT_DISTINCT_LIMIT`] are then read from one
+//! GROUP BY each ([`values`]): exact distinct count and top values, and for text how
+//! many values parse as integers, floats, dates, timestamps or booleans (each distinct
+//! value parsed once). Text columns of more values are parsed row by row, in one pass.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,10 +17,10 @@ use datafusion::common::Result;
 use datafusion::execution::{FunctionRegistry, SessionState};
 use datafusion::prelude::DataFrame;
 
-mod text_values;
+mod values;
 
-use text_values::text_values;
-pub(crate) use text_values::TOP_VALUES;
+use values::column_values;
+pub(crate) use values::{top_values, ValueCount};
 
 use crate::quartiles;
 use crate::source::{quote_ident, Source};
@@ -88,9 +88,9 @@ pub(crate) struct ColumnStats {
     /// Floats that are whole numbers (for `inferred_type`).
     pub(crate) whole: Option<i64>,
     pub(crate) parses: Parses,
-    /// The most frequent values, when the statistics' own pass found them (text
-    /// columns of few distinct values, see [`text_values`]).
-    pub(crate) top_values: Option<Vec<(Option<String>, i64)>>,
+    /// The most frequent values, when the statistics' own passes found them (columns
+    /// of few distinct values, see [`values`]).
+    pub(crate) top_values: Option<Vec<ValueCount>>,
 }
 
 impl ColumnStats {
@@ -241,31 +241,20 @@ pub(crate) async fn collect(
     with_quartiles.register_udaf(quartiles::udaf())?;
     let row = Row::query(&with_quartiles, &sql).await?;
 
-    // Exact distinct counts where the estimate is small enough; text columns get theirs
-    // with their parse counts, from one GROUP BY each.
-    let exact_count = |i: usize| {
+    // Columns estimated at few distinct values are read from a GROUP BY each: exact
+    // distinct count, top values and (text) parse counts. Other text columns are
+    // parsed row by row, all in one pass.
+    let few_values = |i: usize| {
         row.int(&format!("ad_{i}"))
             .is_some_and(|d| d <= exact_limit)
     };
-    let is_text = |t: &DataType| Kind::of(t) == Kind::Text;
-    let exact: Vec<String> = fields
-        .iter()
-        .enumerate()
-        .filter(|(i, (_, t))| exact_count(*i) && !is_text(t))
-        .map(|(i, (name, _))| format!("count(DISTINCT {}) AS d_{i}", quote_ident(name)))
-        .collect();
-    let distinct = if exact.is_empty() {
-        None
-    } else {
-        let sql = format!("SELECT {} FROM {}", exact.join(", "), source.relation_sql());
-        Some(Row::query(state, &sql).await?)
-    };
     let mut by_value = HashMap::new();
     let mut by_row = Vec::new();
-    for (i, (name, _)) in fields.iter().enumerate().filter(|(_, (_, t))| is_text(t)) {
-        if exact_count(i) {
-            by_value.insert(i, text_values(state, source, name).await?);
-        } else {
+    for (i, (name, t)) in fields.iter().enumerate() {
+        let kind = Kind::of(t);
+        if kind != Kind::Other && few_values(i) {
+            by_value.insert(i, column_values(state, source, name, kind).await?);
+        } else if kind == Kind::Text {
             by_row.push((i, name.as_str()));
         }
     }
@@ -282,7 +271,7 @@ pub(crate) async fn collect(
             let (exact, parses, top_values) = match by_value.remove(&i) {
                 Some(values) => (Some(values.distinct), values.parses, Some(values.top)),
                 None => (
-                    distinct.as_ref().and_then(|d| d.int(&format!("d_{i}"))),
+                    None,
                     by_row
                         .as_ref()
                         .map(|r| parses(r, &format!("_{i}")))
