@@ -1,6 +1,6 @@
 //! The SQL text every pg statement goes through before DataFusion sees it: parsing
 //! (sqlparser, Postgres dialect) and InsightFlow's compatibility rewrites
-//! (`server/src/pg_compat/rewrite.rs`, compiled here from the server's own file).
+//! (`server/src/pg_compat/rewrite/`, compiled here from the server's own file).
 //!
 //! Properties: nothing panics, and when a rewrite changes a statement the result still
 //! parses (a rewrite may never turn valid SQL into something the engine cannot read).
@@ -12,7 +12,7 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../server/src/pg_compat/rewrite.rs"]
+#[path = "../../server/src/pg_compat/rewrite/mod.rs"]
 #[allow(dead_code)]
 mod rewrite;
 

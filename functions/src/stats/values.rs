@@ -53,7 +53,11 @@ pub(crate) async fn column_values(
             columns.push(format!("({test}) IS NOT NULL AS \"{what}\""));
         }
     }
-    let sql = format!("SELECT {} FROM {}", columns.join(", "), by_value(source, name));
+    let sql = format!(
+        "SELECT {} FROM {}",
+        columns.join(", "),
+        by_value(source, name)
+    );
     let batches = run(state, &sql).await?;
 
     let mut out = ColumnValues::default();

@@ -72,7 +72,9 @@ fn check_one(input: &[u8], phase: &mut Phase) -> Result<Option<usize>, Violation
                 return Ok(None);
             };
             if !(8..=MAX_STARTUP).contains(&len) {
-                return Err(Violation(format!("invalid length of startup packet: {len}")));
+                return Err(Violation(format!(
+                    "invalid length of startup packet: {len}"
+                )));
             }
             if input.len() < len {
                 return Ok(None);
@@ -207,7 +209,10 @@ impl Body<'_> {
     }
 
     fn i32(&mut self) -> Result<i32, &'static str> {
-        let bytes = self.0.get(..4).ok_or("the message ends before its fields")?;
+        let bytes = self
+            .0
+            .get(..4)
+            .ok_or("the message ends before its fields")?;
         let n = i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
         self.0 = &self.0[4..];
         Ok(n)
@@ -215,7 +220,10 @@ impl Body<'_> {
 
     /// An Int16 count, which cannot be negative.
     fn count(&mut self) -> Result<usize, &'static str> {
-        let bytes = self.0.get(..2).ok_or("the message ends before its fields")?;
+        let bytes = self
+            .0
+            .get(..2)
+            .ok_or("the message ends before its fields")?;
         let n = i16::from_be_bytes([bytes[0], bytes[1]]);
         self.0 = &self.0[2..];
         usize::try_from(n).map_err(|_| "a negative count")
@@ -259,7 +267,10 @@ mod tests {
     fn whole_messages_pass_and_a_partial_one_waits() {
         let mut input = message(b'Q', b"SELECT 1\0");
         input.extend(message(b'P', b"s1\0SELECT $1\0\0\x01\0\0\0\x17"));
-        input.extend(message(b'B', b"\0s1\0\0\x01\0\0\0\x01\0\0\0\x011\0\x01\0\x01"));
+        input.extend(message(
+            b'B',
+            b"\0s1\0\0\x01\0\0\0\x01\0\0\0\x011\0\x01\0\x01",
+        ));
         input.extend(message(b'D', b"P\0"));
         input.extend(message(b'E', b"\0\0\0\0\0"));
         input.extend(message(b'S', b""));
@@ -272,18 +283,18 @@ mod tests {
     #[test]
     fn fields_that_do_not_fill_their_length_exactly_are_refused() {
         for bad in [
-            message(b'C', b""),                        // Close without a target
-            message(b'D', b"X\0"),                     // Describe of neither S nor P
-            message(b'P', b"\0SELECT 1\0\0\x02\0\0"),  // 2 types, room for half of one
-            message(b'P', b"\0SELECT 1\0\xff\xff"),    // negative count
+            message(b'C', b""),                                   // Close without a target
+            message(b'D', b"X\0"),                                // Describe of neither S nor P
+            message(b'P', b"\0SELECT 1\0\0\x02\0\0"),             // 2 types, room for half of one
+            message(b'P', b"\0SELECT 1\0\xff\xff"),               // negative count
             message(b'B', b"\0\0\0\0\0\x01\xff\xff\xff\xfe\0\0"), // length -2
-            message(b'Q', b"SELECT 1"),                // no NUL
-            message(b'Q', b"SELECT 1\0extra"),         // bytes after the string
+            message(b'Q', b"SELECT 1"),                           // no NUL
+            message(b'Q', b"SELECT 1\0extra"),                    // bytes after the string
             message(b'S', b"x"),
-            message(b'F', b"\0\0\0\0"),                // FunctionCall: not served
-            b"d\0\0\0\x02".to_vec(),                   // length below 4
-            b"Q\x7f\xff\xff\xff".to_vec(),             // past the largest message
-            b"D\0\0\x27\x15".to_vec(),                 // a Describe of 10,005 bytes
+            message(b'F', b"\0\0\0\0"),    // FunctionCall: not served
+            b"d\0\0\0\x02".to_vec(),       // length below 4
+            b"Q\x7f\xff\xff\xff".to_vec(), // past the largest message
+            b"D\0\0\x27\x15".to_vec(),     // a Describe of 10,005 bytes
         ] {
             assert!(check(&bad, &mut session()).is_err(), "{bad:?}");
         }
@@ -304,7 +315,12 @@ mod tests {
         startup.extend(b"user\0admin\0\0");
         startup[3] = startup.len() as u8;
         assert_eq!(check(&startup, &mut phase), Ok(startup.len()));
-        assert_eq!(phase, Phase::Session { sasl_started: false });
+        assert_eq!(
+            phase,
+            Phase::Session {
+                sasl_started: false
+            }
+        );
         // The first `p` must be a whole SASLInitialResponse; later ones are opaque.
         assert!(check(&message(b'p', b"secret\0"), &mut phase.clone()).is_err());
         let initial = message(b'p', b"SCRAM-SHA-256\0\0\0\0\x03n,,");
