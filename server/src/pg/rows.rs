@@ -10,6 +10,9 @@
 //! lists, structs, intervals, timestamps — is written by arrow-pg's own encoder, so the
 //! bytes on the wire are the same as before; `tests` checks that for every fast type.
 
+use std::ops::RangeInclusive;
+use std::sync::LazyLock;
+
 use bytes::BytesMut;
 use chrono::{Datelike, NaiveDate};
 use datafusion::arrow::array::{
@@ -169,7 +172,7 @@ impl<'a> Column<'a> {
                 match (!array.is_null(row)).then(|| array.value(row)) {
                     None => null(buf),
                     // Days chrono cannot represent are NULL to arrow-pg: keep its answer.
-                    Some(days) if binary && date(days).is_some() => {
+                    Some(days) if binary && CHRONO_DAYS.contains(&days) => {
                         fixed(buf, &(days - PG_EPOCH_DAYS).to_be_bytes())
                     }
                     Some(days) => match date(days) {
@@ -215,8 +218,18 @@ fn iso_dates(options: &FormatOptions) -> bool {
         .is_some_and(|style| style.trim().eq_ignore_ascii_case("iso"))
 }
 
+/// Days from 0001-01-01 (chrono's day 1) to 1970-01-01.
+const UNIX_EPOCH_FROM_CE: i32 = 719_163;
+
+/// The `Date32` values chrono can represent: a range check instead of building a date
+/// for every value of a binary column.
+static CHRONO_DAYS: LazyLock<RangeInclusive<i32>> = LazyLock::new(|| {
+    NaiveDate::MIN.num_days_from_ce() - UNIX_EPOCH_FROM_CE
+        ..=NaiveDate::MAX.num_days_from_ce() - UNIX_EPOCH_FROM_CE
+});
+
 fn date(days: i32) -> Option<NaiveDate> {
-    NaiveDate::from_num_days_from_ce_opt(days.checked_add(719_163)?)
+    NaiveDate::from_num_days_from_ce_opt(days.checked_add(UNIX_EPOCH_FROM_CE)?)
 }
 
 // Writes use `extend_from_slice`, which inlines: `BufMut::put_*` calls through

@@ -306,10 +306,16 @@ fn decimals_of_every_scale_match_arrow_pg() {
 
 #[test]
 fn dates_beyond_chrono_match_arrow_pg() {
+    // Both ends of what chrono represents, and the days just past them.
+    let (first, last) = (*super::CHRONO_DAYS.start(), *super::CHRONO_DAYS.end());
     let array: ArrayRef = Arc::new(Date32Array::from(vec![
         Some(i32::MIN),
         Some(i32::MAX),
         Some(0),
+        Some(first - 1),
+        Some(first),
+        Some(last),
+        Some(last + 1),
     ]));
     let schema = Arc::new(Schema::new(vec![Field::new("d", DataType::Date32, true)]));
     let batch = RecordBatch::try_new(schema, vec![array]).unwrap();
