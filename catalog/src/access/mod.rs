@@ -16,7 +16,7 @@ mod spawn;
 mod sql;
 mod visible;
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -122,9 +122,19 @@ impl Caller {
     /// Polls `stream` as this caller: result streams run after the handler that
     /// planned them has returned, and catalog listings are built while they run.
     pub fn scope_stream<S: Stream + Unpin>(self, stream: S) -> InScope<S> {
+        self.scope_ahead(stream, 1)
+    }
+
+    /// As [`Caller::scope_stream`], taking up to `ahead` items that are ready in one
+    /// turn as the caller: for streams of small items (a result's rows), entering the
+    /// caller's scope once per item costs more than the item.
+    pub fn scope_ahead<S: Stream + Unpin>(self, stream: S, ahead: usize) -> InScope<S> {
         InScope {
             caller: self,
             inner: stream,
+            ready: VecDeque::new(),
+            ahead: ahead.max(1),
+            ended: false,
         }
     }
 
@@ -261,17 +271,41 @@ impl Caller {
 }
 
 /// A stream polled as its caller; see [`Caller::scope_stream`].
-pub struct InScope<S> {
+pub struct InScope<S: Stream> {
     caller: Caller,
     inner: S,
+    /// Items taken ahead, in order.
+    ready: VecDeque<S::Item>,
+    ahead: usize,
+    ended: bool,
 }
+
+// Items taken ahead are plain values, never pinned; `inner` is `Unpin` itself.
+impl<S: Stream + Unpin> Unpin for InScope<S> {}
 
 impl<S: Stream + Unpin> Stream for InScope<S> {
     type Item = S::Item;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         let this = &mut *self;
-        CALLER.sync_scope(this.caller.clone(), || this.inner.poll_next_unpin(cx))
+        if this.ready.is_empty() && !this.ended {
+            let (inner, ready) = (&mut this.inner, &mut this.ready);
+            this.ended = CALLER.sync_scope(this.caller.clone(), || {
+                while ready.len() < this.ahead {
+                    match inner.poll_next_unpin(cx) {
+                        Poll::Ready(Some(item)) => ready.push_back(item),
+                        Poll::Ready(None) => return true,
+                        Poll::Pending => break,
+                    }
+                }
+                false
+            });
+        }
+        match this.ready.pop_front() {
+            Some(item) => Poll::Ready(Some(item)),
+            None if this.ended => Poll::Ready(None),
+            None => Poll::Pending,
+        }
     }
 }
 
@@ -317,6 +351,40 @@ pub fn schema_and_name(table: &TableReference) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Items 0..10, each carrying the caller it was made under, with a pause after 3.
+    fn numbered() -> impl Stream<Item = (i32, Option<String>)> + Unpin {
+        let (mut next, mut paused) = (0, false);
+        futures::stream::poll_fn(move |cx| {
+            if next == 3 && !paused {
+                paused = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            if next == 10 {
+                return Poll::Ready(None);
+            }
+            next += 1;
+            let who = Caller::current().map(|c| c.name().to_string());
+            Poll::Ready(Some((next - 1, who)))
+        })
+    }
+
+    #[test]
+    fn a_stream_taken_ahead_yields_every_item_in_order_each_made_as_the_caller() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(CatalogStore::open(dir.path()).unwrap());
+        let expected: Vec<_> = (0..10).map(|i| (i, Some("ann".to_string()))).collect();
+        for ahead in [1, 4, 256] {
+            let caller = Caller::user("ann", store.clone());
+            let items: Vec<_> =
+                futures::executor::block_on(caller.scope_ahead(numbered(), ahead).collect());
+            assert_eq!(items, expected, "{ahead} ahead");
+        }
+        // Outside the scope the stream sees no caller.
+        let outside: Vec<_> = futures::executor::block_on(numbered().collect());
+        assert!(outside.iter().all(|(_, who)| who.is_none()));
+    }
 
     #[test]
     fn grants_through_roles_and_schemas() {
