@@ -180,8 +180,7 @@ fn body_fields(tag: u8, b: &mut Body, sasl_started: bool) -> Result<(), &'static
 
 /// The big-endian length at `at`, if the input holds it (negative reads as too large).
 fn read_len(input: &[u8], at: usize) -> Option<usize> {
-    let bytes = input.get(at..at + 4)?;
-    let len = i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    let len = i32::from_be_bytes(*input.get(at..)?.first_chunk::<4>()?);
     Some(usize::try_from(len).unwrap_or(usize::MAX))
 }
 
@@ -202,30 +201,27 @@ impl Body<'_> {
         Ok(())
     }
 
+    /// The next `N` bytes of a fixed-size field.
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], &'static str> {
+        let (field, rest) = self
+            .0
+            .split_first_chunk::<N>()
+            .ok_or("the message ends before its fields")?;
+        self.0 = rest;
+        Ok(*field)
+    }
+
     fn u8(&mut self) -> Result<u8, &'static str> {
-        let &first = self.0.first().ok_or("the message ends before its fields")?;
-        self.0 = &self.0[1..];
-        Ok(first)
+        self.take::<1>().map(|[b]| b)
     }
 
     fn i32(&mut self) -> Result<i32, &'static str> {
-        let bytes = self
-            .0
-            .get(..4)
-            .ok_or("the message ends before its fields")?;
-        let n = i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-        self.0 = &self.0[4..];
-        Ok(n)
+        self.take().map(i32::from_be_bytes)
     }
 
     /// An Int16 count, which cannot be negative.
     fn count(&mut self) -> Result<usize, &'static str> {
-        let bytes = self
-            .0
-            .get(..2)
-            .ok_or("the message ends before its fields")?;
-        let n = i16::from_be_bytes([bytes[0], bytes[1]]);
-        self.0 = &self.0[2..];
+        let n = i16::from_be_bytes(self.take()?);
         usize::try_from(n).map_err(|_| "a negative count")
     }
 
